@@ -1,0 +1,78 @@
+//! Bootler's user interface: pages, components and the types shared between
+//! the server and the browser. Rendered on the server (`ssr`) and hydrated in
+//! the browser (`hydrate`).
+
+// With both features the server would run browser-only effects and panic.
+// `cargo build --workspace` unifies the features of every member; build the
+// server with plain `cargo build` (the default members) and the frontend with
+// cargo-leptos.
+#[cfg(all(feature = "ssr", feature = "hydrate"))]
+compile_error!(
+    "bootler-app's `ssr` and `hydrate` features exclude each other: do not use `--workspace`; run `cargo build`/`cargo test` for the server and `cargo leptos build` for the site"
+);
+
+use leptos::prelude::*;
+use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+pub mod components;
+pub mod pages;
+
+use components::layout::Layout;
+use pages::{home::HomePage, not_found::NotFound};
+
+/// The HTML document around the application, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    mark_hydrated();
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/bootler.css" />
+        <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
+        <Meta
+            name="description"
+            content="Bootler: self-service bare-metal nodes, virtual machines and VPN access for research labs."
+        />
+        <Title formatter=|page: String| {
+            if page.is_empty() { "Bootler".to_string() } else { format!("{page} · Bootler") }
+        } />
+        <Router>
+            <Layout>
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=HomePage />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}
+
+/// Sets `data-hydrated` on `<body>` once the WASM has taken over the page, so
+/// tests (and curious people) can tell a hydrated page from plain HTML.
+fn mark_hydrated() {
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+}

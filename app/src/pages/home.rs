@@ -1,0 +1,126 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::components::tabs::{TabSpec, Tabs};
+
+const HOW_IT_WORKS: &[TabSpec] = &[
+    TabSpec {
+        id: "metal",
+        label: "Bare-metal node",
+        steps: &[
+            "Click “Get a node”: Bootler leases you a free machine from the lab's pool.",
+            "Pick an install (Debian, Ubuntu, Rocky, a Clonezilla image) and mark the node.",
+            "Power it on from the browser (Wake-on-LAN or IPMI): it PXE-boots and installs unattended.",
+            "Log in with your SSH key; release the node when you are done, or lend it to a colleague.",
+        ],
+    },
+    TabSpec {
+        id: "vm",
+        label: "Virtual machine",
+        steps: &[
+            "Answer three questions: a hostname, a size (flavor) and an image with your SSH key.",
+            "Bootler creates the VM on the lab's libvirt hosts or OpenStack and tells you when it runs.",
+            "Start, stop or delete it yourself, within your quota.",
+        ],
+    },
+    TabSpec {
+        id: "vpn",
+        label: "VPN access",
+        steps: &[
+            "Register with your institutional e-mail address and confirm it.",
+            "Download your OpenVPN profile from your account page.",
+            "Connect with the same username and password: the lab's private network is yours.",
+        ],
+    },
+];
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    view! {
+        <Title text="" />
+        <section class="hero">
+            <div class="hero-text">
+                <h1>"Machines for research, without the ticket."</h1>
+                <p class="lead">
+                    "Bootler is the lab's self-service provisioning desk. Lease a bare-metal node "
+                    "and reinstall it with one click, create a virtual machine by answering three "
+                    "questions, and reach it all through the lab's VPN — no administrator in the loop."
+                </p>
+                <p class="hero-actions">
+                    <a href="#sign-in" class="button">"Sign in"</a>
+                    <a href="#how" class="button button-quiet">"How it works"</a>
+                </p>
+            </div>
+            <SignInCard />
+        </section>
+
+        <section class="features" aria-label="What Bootler does">
+            <article class="card">
+                <h2>"Bare metal"</h2>
+                <p>
+                    "Nodes PXE-boot into iPXE and ask Bootler what to do. Marked nodes get a clean, "
+                    "unattended install; all others boot from their disk."
+                </p>
+            </article>
+            <article class="card">
+                <h2>"Virtual machines"</h2>
+                <p>
+                    "Hostname, flavor, image and SSH key. Bootler hides the hypervisor and the "
+                    "network details and tells you when your VM is up."
+                </p>
+            </article>
+            <article class="card">
+                <h2>"VPN access"</h2>
+                <p>
+                    "One account for the web, the API and OpenVPN. Registration needs only an "
+                    "institutional e-mail address."
+                </p>
+            </article>
+            <article class="card">
+                <h2>"Live and scriptable"</h2>
+                <p>
+                    "Slow work runs in the background and reports back to your browser as it "
+                    "finishes. Everything the pages do, the REST API does too."
+                </p>
+            </article>
+        </section>
+
+        <section id="how" class="how">
+            <h2>"How it works"</h2>
+            <Tabs tabs=HOW_IT_WORKS label="What you want to get" />
+        </section>
+    }
+}
+
+/// The sign-in form. Accounts are not part of this release yet, so the form
+/// says so instead of pretending to work.
+#[component]
+fn SignInCard() -> impl IntoView {
+    view! {
+        <aside id="sign-in" class="card sign-in" aria-labelledby="sign-in-title">
+            <h2 id="sign-in-title">"Sign in"</h2>
+            <form>
+                <label>
+                    "Username"
+                    <input type="text" name="username" autocomplete="username" disabled />
+                </label>
+                <label>
+                    "Password"
+                    <input
+                        type="password"
+                        name="password"
+                        autocomplete="current-password"
+                        disabled
+                    />
+                </label>
+                <button type="submit" class="button" disabled>
+                    "Sign in"
+                </button>
+            </form>
+            <p class="hint">
+                "Accounts are not open on this server yet. Once they are, you register here "
+                "with your institutional e-mail address."
+            </p>
+        </aside>
+    }
+}

@@ -1,0 +1,381 @@
+//! Typed configuration, loaded once at start.
+//!
+//! Sources, later ones winning: built-in defaults, a TOML file, then
+//! environment variables `BOOTLER_*`. A nested key maps to the environment
+//! with a double underscore (`ldap.url` is `BOOTLER_LDAP__URL`). Unknown keys
+//! are an error that names the key and where it came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_with::{DisplayFromStr, PickFirst, serde_as};
+
+/// The environment variable prefix for configuration keys.
+pub const ENV_PREFIX: &str = "BOOTLER_";
+
+/// Environment variables with the prefix that are not configuration keys
+/// (they are read by the command line itself).
+const ENV_NOT_KEYS: &[&str] = &["BOOTLER_CONFIG"];
+
+#[serde_as]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port the HTTP server listens on.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub listen: SocketAddr,
+    /// The URL users and nodes reach Bootler at, without a trailing slash.
+    /// Defaults to `http://<listen>`.
+    pub base_url: Option<String>,
+    /// Folder for the SQLite database, the mail outbox and other local state.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`. Defaults to `sqlite://<data_dir>/bootler.db`.
+    pub database_url: Option<String>,
+    /// Largest number of pooled database connections.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub database_max_connections: u32,
+    /// Folder with the built site (`pkg/` with the WASM, JS and CSS, and the
+    /// public assets), as cargo-leptos writes it.
+    pub site_dir: PathBuf,
+    /// Log line format: `text` or `json`. Levels come from `RUST_LOG`.
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            base_url: None,
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_max_connections: 10,
+            site_dir: PathBuf::from("target/site"),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("environment variable {var} is not valid: {message}")]
+    Env { var: String, message: String },
+    #[error("configuration key `{key}`{origin}: {message}")]
+    Invalid {
+        key: String,
+        origin: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` if given (an explicit
+    /// file must exist), then `BOOTLER_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => read_file(path)?,
+            None => toml::Table::new(),
+        };
+        let env_keys = overlay_env(&mut table, env)?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
+                let path = err.path().to_string();
+                let inner = err.into_inner().to_string();
+                // The path already ends in the unknown field's name, except
+                // at the top level, where serde reports it only in the text.
+                let key = if path == "." || path.is_empty() {
+                    unknown_key(&inner).unwrap_or_default().to_string()
+                } else {
+                    path
+                };
+                let origin = env_keys
+                    .get(&key)
+                    .map(|var| format!(" (from {var})"))
+                    .unwrap_or_default();
+                ConfigError::Invalid {
+                    key,
+                    origin,
+                    message: inner,
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "base_url",
+                format!("`{url}` must start with http:// or https://"),
+            ));
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://".to_string(),
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(invalid(
+                "database_max_connections",
+                "must be at least 1".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The public URL, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.base_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("bootler.db").display()),
+        }
+    }
+}
+
+fn invalid(key: &str, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        origin: String::new(),
+        message,
+    }
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.parse::<toml::Table>()
+        .map_err(|err| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        })
+}
+
+/// Writes `BOOTLER_*` variables into `table`; returns which dotted key came
+/// from which variable, so errors can say so.
+fn overlay_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut origins = BTreeMap::new();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if rest.is_empty() || ENV_NOT_KEYS.contains(&var.as_str()) {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::Env {
+                var,
+                message: "empty key segment (use one `__` between nested keys)".into(),
+            });
+        }
+        let value = env_value(&raw).map_err(|message| ConfigError::Env {
+            var: var.clone(),
+            message,
+        })?;
+        let mut node = &mut *table;
+        for segment in &path[..path.len() - 1] {
+            let entry = node
+                .entry(segment.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = match entry {
+                toml::Value::Table(inner) => inner,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var,
+                        message: format!("`{segment}` is not a section"),
+                    });
+                }
+            };
+        }
+        if let Some(last) = path.last() {
+            node.insert(last.clone(), value);
+        }
+        origins.insert(path.join("."), var);
+    }
+    Ok(origins)
+}
+
+/// Arrays and tables come as TOML (`["a", "b"]`, `{ x = 1 }`); everything
+/// else is a string, and numeric or boolean keys accept strings.
+fn env_value(raw: &str) -> Result<toml::Value, String> {
+    let trimmed = raw.trim_start();
+    if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        let doc = format!("v = {raw}");
+        let mut parsed: toml::Table = doc.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        parsed
+            .remove("v")
+            .ok_or_else(|| "not a TOML value".to_string())
+    } else {
+        Ok(toml::Value::String(raw.to_string()))
+    }
+}
+
+/// Pulls the field name out of serde's "unknown field `x`, expected …".
+fn unknown_key(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_any_source() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.database_url(), "sqlite://data/bootler.db");
+        assert_eq!(config.base_url(), "http://127.0.0.1:3000");
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "listen = \"0.0.0.0:8080\"\nbase_url = \"https://boot.lab/\"\ndata_dir = \"/var/lib/bootler\""
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(file.path()),
+            env(&[
+                ("BOOTLER_LISTEN", "127.0.0.1:9000"),
+                ("BOOTLER_DATABASE_MAX_CONNECTIONS", "3"),
+                ("BOOTLER_CONFIG", "ignored.toml"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.base_url(), "https://boot.lab");
+        assert_eq!(config.database_max_connections, 3);
+        assert_eq!(
+            config.database_url(),
+            "sqlite:///var/lib/bootler/bootler.db"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "listen = \"127.0.0.1:1\"\nlisten_port = 3").unwrap();
+        let err = Config::load(Some(file.path()), env(&[])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`listen_port`"), "{text}");
+        assert!(text.contains("unknown field"), "{text}");
+    }
+
+    #[test]
+    fn unknown_key_in_environment_names_the_variable() {
+        let err = Config::load(None, env(&[("BOOTLER_DATABSE_URL", "sqlite::memory:")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`databse_url`"), "{err}");
+        assert!(err.contains("BOOTLER_DATABSE_URL"), "{err}");
+    }
+
+    #[test]
+    fn nested_environment_key_for_unknown_section_is_an_error() {
+        let err = Config::load(None, env(&[("BOOTLER_LDAP__URL", "ldap://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`ldap`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let cases = [
+            ("BOOTLER_LISTEN", "localhost", "listen"),
+            ("BOOTLER_BASE_URL", "boot.lab", "base_url"),
+            ("BOOTLER_DATABASE_URL", "mysql://x", "database_url"),
+            (
+                "BOOTLER_DATABASE_MAX_CONNECTIONS",
+                "0",
+                "database_max_connections",
+            ),
+            (
+                "BOOTLER_DATABASE_MAX_CONNECTIONS",
+                "many",
+                "database_max_connections",
+            ),
+            ("BOOTLER_LOG_FORMAT", "xml", "log_format"),
+        ];
+        for (var, value, key) in cases {
+            let err = Config::load(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("`{key}`")), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_or_broken_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/bootler.toml")), env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "listen = ").unwrap();
+        let err = Config::load(Some(file.path()), env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }));
+    }
+
+    #[test]
+    fn env_arrays_parse_as_toml() {
+        assert_eq!(
+            env_value("[\"a\", \"b\"]").unwrap(),
+            toml::Value::Array(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            env_value("3000").unwrap(),
+            toml::Value::String("3000".into())
+        );
+        assert!(env_value("[unclosed").is_err());
+    }
+}

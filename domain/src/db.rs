@@ -1,0 +1,158 @@
+//! The database: SQLite (embedded default) or PostgreSQL (several replicas).
+//!
+//! sqlx's `Any` driver loses booleans, dates and JSON, so Bootler keeps one
+//! pool per engine behind an enum and each engine has its own migrations
+//! (`migrations/sqlite`, `migrations/postgres`).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// How long a request waits for a pooled connection before giving up.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database URL is not valid: {0}")]
+    Url(String),
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+impl Db {
+    /// Opens a pool for `url` (`sqlite:…` or `postgres://…`). A SQLite file
+    /// and its folder are created when missing.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options =
+                PgConnectOptions::from_str(url).map_err(|e| DbError::Url(e.to_string()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(DbError::Connect)?;
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| DbError::Url(e.to_string()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            if let Some(parent) = Path::new(options.get_filename()).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|source| DbError::Folder {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(DbError::Connect)?;
+            Ok(Db::Sqlite(pool))
+        } else {
+            Err(DbError::Url(
+                "expected a URL starting with sqlite: or postgres://".to_string(),
+            ))
+        }
+    }
+
+    /// Applies the engine's pending migrations.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self {
+            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Round trip to the database, for readiness checks.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        match self {
+            Db::Sqlite(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The installation's identity, written by the first migration.
+    pub async fn installation_id(&self) -> Result<String, DbError> {
+        const SQL: &str = "SELECT value FROM settings WHERE key = 'installation_id'";
+        let id: (String,) = match self {
+            Db::Sqlite(pool) => sqlx::query_as(SQL).fetch_one(pool).await?,
+            Db::Postgres(pool) => sqlx::query_as(SQL).fetch_one(pool).await?,
+        };
+        Ok(id.0)
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_file_and_folder_are_created_and_migrated_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/bootler.db", dir.path().display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        db.migrate().await.unwrap();
+        db.migrate().await.unwrap();
+        db.ping().await.unwrap();
+        assert_eq!(db.engine(), "sqlite");
+        let id = db.installation_id().await.unwrap();
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(dir.path().join("nested/bootler.db").exists());
+    }
+
+    #[tokio::test]
+    async fn unsupported_url_is_refused() {
+        let err = Db::connect("mysql://localhost/x", 1).await.unwrap_err();
+        assert!(matches!(err, DbError::Url(_)));
+    }
+}

@@ -1,0 +1,9 @@
+//! Bootler's server-side domain. Nothing in here knows about HTTP: the edges
+//! (REST handlers, server functions, boot endpoints) look up state, call one
+//! function from here and map its error.
+
+pub mod config;
+pub mod db;
+
+pub use config::Config;
+pub use db::Db;

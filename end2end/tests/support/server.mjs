@@ -1,0 +1,73 @@
+// Starts the real `bootler` binary on a free loopback port with its own
+// temporary data folder, and stops it again.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../../..');
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+export async function startBootler(extraEnv = {}) {
+  const bin = process.env.BOOTLER_BIN ?? join(root, 'target/debug/bootler');
+  const siteDir = process.env.BOOTLER_SITE_DIR ?? join(root, 'target/site');
+  const dataDir = mkdtempSync(join(tmpdir(), 'bootler-e2e-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(bin, ['serve'], {
+    cwd: dataDir,
+    env: {
+      PATH: process.env.PATH,
+      RUST_LOG: 'warn',
+      BOOTLER_LISTEN: `127.0.0.1:${port}`,
+      BOOTLER_DATA_DIR: dataDir,
+      BOOTLER_SITE_DIR: siteDir,
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise((ok) => child.once('exit', (code) => ok(code)));
+
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`bootler exited with ${child.exitCode} before answering`);
+    }
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`bootler did not answer on ${url} within 30 s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  return {
+    url,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,28 @@
+//! The REST API under `/api/v1`. Handlers stay thin: they parse, call one
+//! domain function and map its error to [`ApiError`].
+
+use axum::Json;
+use axum::Router;
+use axum::extract::OriginalUri;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/", get(index)).fallback(not_found)
+}
+
+/// `GET /api/v1`: what this API is.
+async fn index() -> Json<Value> {
+    Json(json!({
+        "name": "bootler",
+        "version": env!("CARGO_PKG_VERSION"),
+        "documentation": "/docs/api.md",
+    }))
+}
+
+async fn not_found(OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::NotFound(format!("There is no API endpoint at {}.", uri.path()))
+}

@@ -1,0 +1,132 @@
+//! The `bootler` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bootler_domain::{Config, Db, config::LogFormat};
+use clap::{Parser, Subcommand};
+
+/// Bootler: self-service provisioning of bare-metal nodes, virtual machines
+/// and VPN access for research labs.
+///
+/// Configuration comes from a TOML file (--config, or ./bootler.toml when it
+/// exists) overlaid by BOOTLER_* environment variables; a nested key maps to
+/// a double underscore (ldap.url is BOOTLER_LDAP__URL). With no configuration
+/// at all Bootler listens on 127.0.0.1:3000 and keeps a SQLite database
+/// under ./data/.
+#[derive(Debug, Parser)]
+#[command(name = "bootler", version)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./bootler.toml if present.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "BOOTLER_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server: pages, REST API, boot endpoints (the default).
+    ///
+    /// Applies pending database migrations first.
+    Serve,
+    /// Apply pending database migrations, then exit.
+    ///
+    /// Useful before starting several replicas against one PostgreSQL.
+    Migrate,
+}
+
+const DEFAULT_CONFIG_FILE: &str = "bootler.toml";
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config_file = cli
+        .config
+        .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()));
+    let config =
+        Config::load(config_file.as_deref(), std::env::vars()).context("invalid configuration")?;
+    init_tracing(config.log_format);
+    if let Some(path) = &config_file {
+        tracing::info!(file = %path.display(), "configuration loaded");
+    }
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => crate::serve(config).await,
+        Command::Migrate => migrate(&config).await,
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let db = open_database(config).await?;
+    tracing::info!(engine = db.engine(), "database is up to date");
+    db.close().await;
+    Ok(())
+}
+
+/// Connects and applies migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url();
+    let db = Db::connect(&url, config.database_max_connections)
+        .await
+        .with_context(|| format!("database {}", redact(&url)))?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Hides the password in a database URL for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A second init (tests) is harmless: the first subscriber stays.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("postgres://bootler:s3cret@db:5432/bootler"),
+            "postgres://bootler:***@db:5432/bootler"
+        );
+        assert_eq!(redact("postgres://db/bootler"), "postgres://db/bootler");
+        assert_eq!(
+            redact("sqlite://data/bootler.db"),
+            "sqlite://data/bootler.db"
+        );
+    }
+
+    #[test]
+    fn cli_parses_subcommands() {
+        let cli = Cli::try_parse_from(["bootler"]).unwrap();
+        assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from(["bootler", "migrate", "--config", "x.toml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Migrate)));
+        assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
+        assert!(Cli::try_parse_from(["bootler", "frobnicate"]).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! The `bootler` server: one axum router for the pages (Leptos SSR), the REST
+//! API, health and metrics, and static files.
+
+pub mod api;
+pub mod assets;
+pub mod cli;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use bootler_domain::{Config, Db};
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use state::AppState;
+
+/// Builds the whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(bootler_app::App);
+    let site_dir = state.config.site_dir.clone();
+    let router = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::export))
+        .nest("/api/v1", api::router())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            {
+                let state = state.clone();
+                move || provide_server_context(&state)
+            },
+            {
+                let options = state.leptos.clone();
+                move || bootler_app::shell(options.clone())
+            },
+        );
+    assets::add_to(router, &site_dir, state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// What server functions and pages can `use_context` on the server.
+pub(crate) fn provide_server_context(state: &AppState) {
+    provide_context(state.db.clone());
+    provide_context(state.config.clone());
+}
+
+/// A server bound to its port, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Opens (and migrates) the database and binds the listening socket.
+    /// `listen` may use port 0; [`Server::local_addr`] tells the real one.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        let db = cli::open_database(&config).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let state = AppState {
+            leptos: leptos_options(&config, addr),
+            config: Arc::new(config),
+            db,
+            metrics: metrics::shared(),
+        };
+        Ok(Server { listener, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// Serves until `shutdown` completes, then lets open requests finish.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        let db = self.state.db.clone();
+        tracing::info!(
+            database = db.engine(),
+            site = %self.state.config.site_dir.display(),
+            "listening on http://{addr}"
+        );
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        db.close().await;
+        Ok(())
+    }
+}
+
+/// `bootler serve`: runs until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    Server::bind(config).await?.run(shutdown_signal()).await
+}
+
+fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("bootler")
+        .site_root(config.site_dir.to_string_lossy().as_ref())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

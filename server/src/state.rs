@@ -1,0 +1,22 @@
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use bootler_domain::{Config, Db};
+use leptos::config::LeptosOptions;
+
+use crate::metrics::Metrics;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub metrics: Arc<Metrics>,
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}

@@ -1,0 +1,10 @@
+//! Bootler's integration tests: one binary, one module per area.
+
+// Test support code may fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod binary;
+mod http;
+mod postgres;
