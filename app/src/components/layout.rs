@@ -7,7 +7,17 @@ pub fn Layout(children: Children) -> impl IntoView {
     view! {
         <header class="topbar">
             <A href="/" attr:class="brand">
-                <span class="brand-mark" aria-hidden="true">"⏻"</span>
+                <svg class="brand-mark" viewBox="0 0 32 32" aria-hidden="true">
+                    <rect width="32" height="32" rx="7" fill="#1f6feb" />
+                    <path d="M16 6v9" stroke="#fff" stroke-width="3" stroke-linecap="round" />
+                    <path
+                        d="M10.5 10.2a8 8 0 1 0 11 0"
+                        fill="none"
+                        stroke="#fff"
+                        stroke-width="3"
+                        stroke-linecap="round"
+                    />
+                </svg>
                 <span class="brand-name">"Bootler"</span>
             </A>
             <nav aria-label="Main">
@@ -17,10 +27,7 @@ pub fn Layout(children: Children) -> impl IntoView {
         </header>
         <main id="main">{children()}</main>
         <footer class="footer">
-            <p>
-                "Bootler — self-service provisioning for research labs. "
-                <a href="/healthz">"Status"</a>
-            </p>
+            <p>"Bootler — self-service provisioning for research labs."</p>
         </footer>
     }
 }
