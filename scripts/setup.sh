@@ -28,12 +28,14 @@ packages=("${apt_run[@]}")
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=()
+# Installs the Debian packages given that are not installed yet.
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  local sudo=()
   if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to install: ${missing[*]}"
     sudo=(sudo)
@@ -43,7 +45,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   # --no-install-recommends: chromium's recommends (udev, upower) fail to
   # configure in containers although chromium itself works.
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+}
+apt_install "${packages[@]}"
 
 # --- Rust toolchain (pinned in rust-toolchain.toml) ------------------------
 command -v rustup >/dev/null 2>&1 || die "rustup is missing: install it (https://rustup.rs or Debian's rustup package) and run again"
@@ -60,11 +63,21 @@ if ! have_toolchain || ! have_components; then
   say "installing Rust $toolchain"
   rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy
 fi
-if ! have_wasm; then
+# The WASM target comes from rustup; where rustup cannot install it (or with
+# BOOTLER_WASM_ROUTE=debian), Debian's rustc-web builds std for WASM itself.
+route=${BOOTLER_WASM_ROUTE:-rustup}
+if [ "$route" = rustup ] && ! have_wasm; then
   say "adding the wasm32-unknown-unknown target"
-  rustup target add --toolchain "$toolchain" wasm32-unknown-unknown ||
-    die "cannot install the wasm32-unknown-unknown target; see docs/operations.md (\"Building without the rustup wasm target\")"
+  if ! rustup target add --toolchain "$toolchain" wasm32-unknown-unknown; then
+    say "rustup cannot install the wasm32-unknown-unknown target: using Debian's rustc-web instead"
+    route=debian
+  fi
 fi
+if [ "$route" = debian ]; then
+  apt_install rustc-web cargo-web rust-web-src lld-19
+fi
+mkdir -p target
+echo "$route" >target/.wasm-route
 
 # --- cargo-leptos and wasm-bindgen ----------------------------------------
 export PATH="$HOME/.cargo/bin:$PATH"

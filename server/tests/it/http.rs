@@ -96,7 +96,24 @@ both_engines! {
         assert_eq!(res.headers()["content-type"], "application/wasm");
         assert_eq!(res.headers()["cache-control"], "no-cache");
         assert!(res.headers().contains_key("last-modified"));
-        assert_eq!(res.bytes().await.unwrap().as_ref(), b"\0asm\x01\0\0\0");
+        let body = res.bytes().await.unwrap();
+        assert_eq!(body.len(), 4096);
+        assert_eq!(&body[..8], b"\0asm\x01\0\0\0");
+
+        // Compressed for browsers that accept it.
+        for encoding in ["gzip", "br"] {
+            let res = app
+                .client
+                .get(format!("{}/pkg/bootler.wasm", app.url))
+                .header("accept-encoding", encoding)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.headers()["content-encoding"], encoding);
+            assert_eq!(res.headers()["content-type"], "application/wasm");
+            assert!(res.bytes().await.unwrap().len() < 200);
+        }
 
         let res = app.get("/pkg/bootler.js").await;
         assert_eq!(res.status(), 200);

@@ -21,8 +21,10 @@ pub struct TestApp {
 pub fn write_site(dir: &Path) -> PathBuf {
     let site = dir.join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
-    // A minimal valid WASM module header.
-    std::fs::write(site.join("pkg/bootler.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    // A WASM module header and enough padding to be worth compressing.
+    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+    wasm.resize(4096, 0);
+    std::fs::write(site.join("pkg/bootler.wasm"), wasm).unwrap();
     std::fs::write(site.join("pkg/bootler.js"), "export default function(){}\n").unwrap();
     std::fs::write(site.join("pkg/bootler.css"), "body{}\n").unwrap();
     std::fs::write(
