@@ -41,6 +41,79 @@ pub struct Config {
     pub site_dir: PathBuf,
     /// Log line format: `text` or `json`. Levels come from `RUST_LOG`.
     pub log_format: LogFormat,
+    /// Who may register, and the rules accounts follow.
+    pub accounts: AccountsConfig,
+    /// Where credentials live.
+    pub directory: DirectoryConfig,
+    /// How mail leaves Bootler.
+    pub mail: MailConfig,
+}
+
+#[serde_as]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// E-mail domains that may register, exactly (a subdomain only if listed).
+    /// Empty: registration is closed.
+    pub allowed_domains: Vec<String>,
+    /// Shortest password accepted.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub password_min_length: usize,
+    /// How long a confirmation link stays valid, in hours.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub confirmation_ttl_hours: u64,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            allowed_domains: Vec::new(),
+            password_min_length: 12,
+            confirmation_ttl_hours: 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    pub kind: DirectoryKind,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryKind {
+    /// argon2id hashes in Bootler's database.
+    #[default]
+    Builtin,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    pub kind: MailKind,
+    /// The sender of every mail, `Name <address>` or a bare address.
+    pub from: String,
+    /// Folder for `kind = "outbox"`. Default: `<data_dir>/outbox`.
+    pub outbox_dir: Option<PathBuf>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            kind: MailKind::Outbox,
+            from: "Bootler <bootler@localhost>".into(),
+            outbox_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MailKind {
+    /// Every mail becomes an `.eml` file in the outbox folder.
+    #[default]
+    Outbox,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -61,6 +134,9 @@ impl Default for Config {
             database_max_connections: 10,
             site_dir: PathBuf::from("target/site"),
             log_format: LogFormat::Text,
+            accounts: AccountsConfig::default(),
+            directory: DirectoryConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -140,6 +216,26 @@ impl Config {
                 "must start with sqlite:, postgres:// or postgresql://".to_string(),
             ));
         }
+        for domain in &self.accounts.allowed_domains {
+            if crate::accounts::validate::email(&format!("x@{domain}")).is_err() {
+                return Err(invalid(
+                    "accounts.allowed_domains",
+                    format!("`{domain}` is not a domain name"),
+                ));
+            }
+        }
+        if self.accounts.password_min_length < 8 {
+            return Err(invalid(
+                "accounts.password_min_length",
+                "must be at least 8".to_string(),
+            ));
+        }
+        if self.accounts.confirmation_ttl_hours == 0 {
+            return Err(invalid(
+                "accounts.confirmation_ttl_hours",
+                "must be at least 1".to_string(),
+            ));
+        }
         if self.database_max_connections == 0 {
             return Err(invalid(
                 "database_max_connections",
@@ -155,6 +251,14 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{}", self.listen),
         }
+    }
+
+    /// The outbox folder for mail.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.mail
+            .outbox_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("outbox"))
     }
 
     /// The database URL, defaulting to a SQLite file in the data folder.
@@ -364,6 +468,47 @@ mod tests {
         writeln!(file, "listen = ").unwrap();
         let err = Config::load(Some(file.path()), env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }));
+    }
+
+    #[test]
+    fn nested_sections_from_file_and_environment() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[accounts]\nallowed_domains = [\"uminho.pt\"]\n[mail]\nfrom = \"lab@uminho.pt\""
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(file.path()),
+            env(&[
+                ("BOOTLER_ACCOUNTS__PASSWORD_MIN_LENGTH", "16"),
+                (
+                    "BOOTLER_ACCOUNTS__ALLOWED_DOMAINS",
+                    "[\"uminho.pt\", \"di.uminho.pt\"]",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.accounts.allowed_domains,
+            ["uminho.pt", "di.uminho.pt"]
+        );
+        assert_eq!(config.accounts.password_min_length, 16);
+        assert_eq!(config.mail.from, "lab@uminho.pt");
+        assert_eq!(config.outbox_dir(), PathBuf::from("data/outbox"));
+
+        let err = Config::load(None, env(&[("BOOTLER_ACCOUNTS__ALOWED_DOMAINS", "[]")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`accounts.alowed_domains`"), "{err}");
+        assert!(err.contains("BOOTLER_ACCOUNTS__ALOWED_DOMAINS"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[("BOOTLER_ACCOUNTS__ALLOWED_DOMAINS", "[\"not a domain\"]")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`accounts.allowed_domains`"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,33 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
+/// Runs `$body` with `$pool` bound to the engine's pool. The SQL must suit
+/// both engines (`$1` placeholders work in both).
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Whether `err` is a unique-constraint violation, and on which constraint
+/// or column (engines name it differently; the message names the column).
+pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
+    let db_err = err.as_database_error()?;
+    if !db_err.is_unique_violation() {
+        return None;
+    }
+    Some(
+        db_err
+            .constraint()
+            .map(str::to_string)
+            .unwrap_or_else(|| db_err.message().to_string()),
+    )
+}
+
 /// How long a request waits for a pooled connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 

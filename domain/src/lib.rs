@@ -2,8 +2,12 @@
 //! (REST handlers, server functions, boot endpoints) look up state, call one
 //! function from here and map its error.
 
+pub mod accounts;
 pub mod config;
 pub mod db;
+pub mod directory;
+pub mod mail;
+pub mod secret;
 
 pub use config::Config;
 pub use db::Db;

@@ -41,6 +41,31 @@ pub enum Command {
     ///
     /// Useful before starting several replicas against one PostgreSQL.
     Migrate,
+    /// Manage accounts from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an active account at once (no confirmation mail), for example
+    /// the first administrator.
+    ///
+    /// The password is read from standard input when it is not a terminal
+    /// (`echo "$PASSWORD" | bootler user add …`), else asked for twice.
+    Add {
+        /// Login name: lower-case letters, digits, '-', '_', '.'.
+        username: String,
+        /// E-mail address (any domain: the allow-list applies to self-registration only).
+        #[arg(long)]
+        email: String,
+        /// Display name. Default: the username.
+        #[arg(long)]
+        name: Option<String>,
+        /// Give the account the admin role.
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 const DEFAULT_CONFIG_FILE: &str = "bootler.toml";
@@ -58,6 +83,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::serve(config).await,
         Command::Migrate => migrate(&config).await,
+        Command::User(UserCommand::Add {
+            username,
+            email,
+            name,
+            admin,
+        }) => user_add(&config, username, email, name, admin).await,
     }
 }
 
@@ -66,6 +97,68 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     tracing::info!(engine = db.engine(), "database is up to date");
     db.close().await;
     Ok(())
+}
+
+async fn user_add(
+    config: &Config,
+    username: String,
+    email: String,
+    name: Option<String>,
+    admin: bool,
+) -> anyhow::Result<()> {
+    use bootler_domain::accounts::{AccountError, NewUser, Role};
+    let password = read_password()?;
+    let db = open_database(config).await?;
+    let accounts = crate::services::accounts(config, &db);
+    let result = accounts
+        .create_user(
+            NewUser {
+                display_name: name.unwrap_or_else(|| username.clone()),
+                username,
+                email,
+                password,
+                role: if admin { Role::Admin } else { Role::User },
+            },
+            chrono::Utc::now(),
+        )
+        .await;
+    db.close().await;
+    match result {
+        Ok(user) => {
+            println!(
+                "created {} account “{}” <{}>",
+                if admin { "admin" } else { "user" },
+                user.username,
+                user.email
+            );
+            Ok(())
+        }
+        Err(AccountError::Invalid(errors)) => {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("  {}: {}", e.field, e.message))
+                .collect();
+            anyhow::bail!("the account was not created:\n{}", lines.join("\n"))
+        }
+        Err(err) => Err(anyhow::anyhow!("the account was not created: {err}")),
+    }
+}
+
+/// The password from standard input (first line) or, on a terminal, a prompt.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Password again: ")?;
+        anyhow::ensure!(first == second, "the two passwords differ");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        anyhow::ensure!(!password.is_empty(), "no password on standard input");
+        Ok(password)
+    }
 }
 
 /// Connects and applies migrations.
@@ -118,6 +211,35 @@ mod tests {
             redact("sqlite://data/bootler.db"),
             "sqlite://data/bootler.db"
         );
+    }
+
+    #[test]
+    fn user_add_parses() {
+        let cli = Cli::try_parse_from([
+            "bootler",
+            "user",
+            "add",
+            "--admin",
+            "ana",
+            "--email",
+            "ana@uminho.pt",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::User(UserCommand::Add {
+                username,
+                email,
+                admin,
+                name,
+            })) => {
+                assert_eq!(username, "ana");
+                assert_eq!(email, "ana@uminho.pt");
+                assert!(admin);
+                assert_eq!(name, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["bootler", "user", "add", "ana"]).is_err());
     }
 
     #[test]

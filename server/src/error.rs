@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use bootler_domain::accounts::{AccountError, FieldError};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,9 @@ pub enum ApiError {
     /// Well-formed but invalid values.
     #[error("{0}")]
     Unprocessable(String),
+    /// Invalid form fields, each with its own message.
+    #[error("Some fields are not valid: {}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" "))]
+    Invalid(Vec<FieldError>),
     /// Too many requests: wait and try again.
     #[error("{0}")]
     RateLimited(String),
@@ -47,7 +51,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -63,6 +67,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::Invalid(_) => "invalid",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -89,6 +94,8 @@ struct Body<'a> {
 struct Detail<'a> {
     code: &'a str,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a [FieldError]>,
 }
 
 impl IntoResponse for ApiError {
@@ -98,13 +105,43 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(msg) => tracing::warn!(%msg, "dependency unavailable"),
             _ => {}
         }
+        let fields = match &self {
+            ApiError::Invalid(fields) => Some(fields.as_slice()),
+            _ => None,
+        };
         let body = Body {
             error: Detail {
                 code: self.code(),
                 message: self.message(),
+                fields,
             },
         };
         (self.status(), Json(body)).into_response()
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::Invalid(fields) => ApiError::Invalid(fields),
+            AccountError::Taken { message, .. } => ApiError::Conflict(message),
+            AccountError::BadLink(message) => ApiError::Unprocessable(message),
+            AccountError::WrongCredentials => ApiError::Unauthorized(err.to_string()),
+            AccountError::NotActive(message) => ApiError::Forbidden(message),
+            AccountError::Directory(bootler_domain::directory::DirectoryError::Unavailable(_)) => {
+                tracing::warn!(error = %err, "directory unavailable");
+                ApiError::Unavailable(
+                    "The account directory does not answer right now; nothing was changed. Try again in a few minutes.".into(),
+                )
+            }
+            AccountError::Mail(_) => {
+                tracing::warn!(error = %err, "mail not sent");
+                ApiError::Unavailable(
+                    "The confirmation mail could not be sent right now. Try again in a few minutes.".into(),
+                )
+            }
+            other => ApiError::Internal(other.into()),
+        }
     }
 }
 
@@ -144,6 +181,14 @@ mod tests {
             (ApiError::NotFound("n".into()), 404, "not_found"),
             (ApiError::Conflict("c".into()), 409, "conflict"),
             (ApiError::Unprocessable("p".into()), 422, "unprocessable"),
+            (
+                ApiError::Invalid(vec![FieldError {
+                    field: "username",
+                    message: "bad".into(),
+                }]),
+                422,
+                "invalid",
+            ),
             (ApiError::RateLimited("r".into()), 429, "rate_limited"),
             (ApiError::Unavailable("d".into()), 503, "unavailable"),
         ];
@@ -154,6 +199,13 @@ mod tests {
             assert_eq!(body["error"]["code"], code);
             assert_eq!(body["error"]["message"], message);
         }
+        let (_, body) = body_of(ApiError::Invalid(vec![FieldError {
+            field: "email",
+            message: "Not an address.".into(),
+        }]))
+        .await;
+        assert_eq!(body["error"]["fields"][0]["field"], "email");
+        assert_eq!(body["error"]["fields"][0]["message"], "Not an address.");
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod services;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -69,16 +70,27 @@ pub struct Server {
 impl Server {
     /// Opens (and migrates) the database and binds the listening socket.
     /// `listen` may use port 0; [`Server::local_addr`] tells the real one.
-    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+    pub async fn bind(mut config: Config) -> anyhow::Result<Server> {
         let db = cli::open_database(&config).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        // Links in mails need the real port when `listen` asked for port 0.
+        if config.base_url.is_none() {
+            config.base_url = Some(format!("http://{addr}"));
+        }
+        let accounts = services::accounts(&config, &db);
+        if accounts.count_admins().await? == 0 {
+            tracing::warn!(
+                "no administrator yet: create one with `bootler user add --admin <username> --email <address>`"
+            );
+        }
         let state = AppState {
             leptos: leptos_options(&config, addr),
             config: Arc::new(config),
             db,
+            accounts,
             metrics: metrics::shared(),
         };
         Ok(Server { listener, state })

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
+use bootler_domain::accounts::Accounts;
 use bootler_domain::{Config, Db};
 use leptos::config::LeptosOptions;
 
@@ -11,6 +12,7 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
+    pub accounts: Accounts,
     pub metrics: Arc<Metrics>,
     pub leptos: LeptosOptions,
 }

@@ -223,3 +223,106 @@ fn help_explains_both_commands() {
     assert!(text.contains("migrate"), "{text}");
     assert!(text.contains("BOOTLER_"), "{text}");
 }
+
+fn user_add(dir: &Path, args: &[&str], password: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = bootler(dir)
+        .args(["user", "add"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn user_add_creates_the_first_admin_who_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = user_add(
+        dir.path(),
+        &[
+            "--admin",
+            "boss",
+            "--email",
+            "boss@example.org",
+            "--name",
+            "The Boss",
+        ],
+        "correct horse battery",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created admin account “boss”"));
+
+    // The same name again, and bad input: refused with the reason.
+    let out = user_add(
+        dir.path(),
+        &["boss", "--email", "b2@example.org"],
+        "correct horse battery",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taken"));
+    let out = user_add(dir.path(), &["Bad*Name", "--email", "nope"], "short");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("username:"), "{stderr}");
+    assert!(stderr.contains("email:"), "{stderr}");
+    assert!(stderr.contains("password:"), "{stderr}");
+    let out = user_add(dir.path(), &["empty", "--email", "e@example.org"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no password"));
+
+    // The password set on the command line is the one the directory checks.
+    let db = bootler_domain::Db::connect(
+        &format!("sqlite://{}/data/bootler.db", dir.path().display()),
+        1,
+    )
+    .await
+    .unwrap();
+    let config = bootler_domain::Config::default();
+    let accounts = bootler_server::services::accounts(&config, &db);
+    let user = accounts
+        .authenticate("boss", "correct horse battery", chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(user.display_name, "The Boss");
+    assert_eq!(accounts.count_admins().await.unwrap(), 1);
+    db.close().await;
+}
+
+#[test]
+fn an_empty_install_says_how_to_create_the_first_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = bootler(dir.path())
+        .env("BOOTLER_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut hint = false;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if line.contains("bootler user add --admin") {
+            hint = true;
+        }
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(hint, "no hint about the first admin");
+}

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod accounts;
 mod binary;
 mod http;
 mod postgres;

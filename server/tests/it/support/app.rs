@@ -11,6 +11,8 @@ use super::pg::Cluster;
 
 pub struct TestApp {
     pub url: String,
+    /// Where the server writes mail (`mail.kind = "outbox"`).
+    pub outbox: PathBuf,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -45,16 +47,35 @@ impl TestApp {
         TestApp::start(Some(url)).await
     }
 
+    /// A database URL for `engine` ("sqlite" → None, the default file).
+    pub async fn database(engine: &str) -> Option<String> {
+        match engine {
+            "postgres" => Some(Cluster::shared().await.fresh_database().await),
+            _ => None,
+        }
+    }
+
     pub async fn start(database_url: Option<String>) -> TestApp {
+        TestApp::start_with(database_url, |_| {}).await
+    }
+
+    /// Starts with the test defaults changed by `adjust`.
+    pub async fn start_with(
+        database_url: Option<String>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let site_dir = write_site(dir.path());
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("data"),
             database_url,
             site_dir: site_dir.clone(),
             ..Config::default()
         };
+        config.accounts.allowed_domains = vec!["uminho.pt".into(), "di.uminho.pt".into()];
+        adjust(&mut config);
+        let outbox = config.outbox_dir();
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -63,6 +84,7 @@ impl TestApp {
         }));
         TestApp {
             url: format!("http://{addr}"),
+            outbox,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -81,6 +103,46 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The mails in the outbox, oldest first, parsed.
+    pub fn mails(&self) -> Vec<OutboxMail> {
+        let Ok(entries) = std::fs::read_dir(&self.outbox) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|path| {
+                let raw = std::fs::read(path).unwrap();
+                let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+                OutboxMail {
+                    to: parsed
+                        .to()
+                        .unwrap()
+                        .first()
+                        .unwrap()
+                        .address()
+                        .unwrap()
+                        .to_string(),
+                    subject: parsed.subject().unwrap_or_default().to_string(),
+                    text: parsed.body_text(0).unwrap_or_default().to_string(),
+                }
+            })
+            .collect()
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -89,5 +151,29 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxMail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+impl OutboxMail {
+    /// The first `http(s)://…/confirm/<token>` link in the text.
+    pub fn confirm_link(&self) -> String {
+        let start = self.text.find("/confirm/").expect("a confirmation link");
+        let begin = self.text[..start].rfind("http").expect("absolute link");
+        self.text[begin..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn confirm_token(&self) -> String {
+        self.confirm_link().rsplit('/').next().unwrap().to_string()
     }
 }

@@ -4,14 +4,20 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::OriginalUri;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
+mod accounts;
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(index)).fallback(not_found)
+    Router::new()
+        .route("/", get(index))
+        .route("/register", post(accounts::register))
+        .route("/confirm", post(accounts::confirm))
+        .fallback(not_found)
 }
 
 /// `GET /api/v1`: what this API is.
@@ -19,7 +25,6 @@ async fn index() -> Json<Value> {
     Json(json!({
         "name": "bootler",
         "version": env!("CARGO_PKG_VERSION"),
-        "documentation": "/docs/api.md",
     }))
 }
 

@@ -1,0 +1,331 @@
+//! The account flows against a real SQLite database, with a mailer that
+//! keeps what it sends.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::directory::Builtin;
+use crate::mail::{Mail, MailError, Mailer};
+
+#[derive(Default)]
+struct Kept(Mutex<Vec<Mail>>);
+
+#[async_trait]
+impl Mailer for Kept {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        self.0.lock().unwrap().push(mail.clone());
+        Ok(())
+    }
+}
+
+struct Fixture {
+    accounts: Accounts,
+    mails: Arc<Kept>,
+    _dir: tempfile::TempDir,
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()), 4)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let mails = Arc::new(Kept::default());
+    let accounts = Accounts::new(
+        db.clone(),
+        Arc::new(Builtin::new(db)),
+        mails.clone(),
+        Settings {
+            allowed_domains: vec!["uminho.pt".into(), "di.uminho.pt".into()],
+            password_min_length: 12,
+            confirmation_ttl: Duration::from_secs(24 * 3600),
+            base_url: "https://bootler.lab".into(),
+        },
+    );
+    Fixture {
+        accounts,
+        mails,
+        _dir: dir,
+    }
+}
+
+fn form(username: &str, email: &str) -> Registration {
+    Registration {
+        username: username.into(),
+        display_name: "Ana Silva".into(),
+        email: email.into(),
+        password: "correct horse battery".into(),
+        password_confirm: Some("correct horse battery".into()),
+    }
+}
+
+impl Fixture {
+    fn last_link(&self) -> String {
+        let mails = self.mails.0.lock().unwrap();
+        let text = &mails.last().unwrap().text;
+        let start = text.find("https://bootler.lab/confirm/").unwrap();
+        text[start..].split_whitespace().next().unwrap().to_string()
+    }
+
+    fn last_token(&self) -> String {
+        self.last_link().rsplit('/').next().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn register_confirm_and_sign_in() {
+    let f = fixture().await;
+    let user = f
+        .accounts
+        .register(form("ana", "Ana@UMinho.pt"), t0())
+        .await
+        .unwrap();
+    assert_eq!(user.status, Status::Pending);
+    assert_eq!(user.email, "ana@uminho.pt");
+    assert_eq!(user.role, Role::User);
+
+    let mail = f.mails.0.lock().unwrap()[0].clone();
+    assert_eq!(mail.to, "ana@uminho.pt");
+    assert!(mail.text.contains("within 24 hours"));
+
+    // Pending: the right password says "confirm first", a wrong one says nothing.
+    let err = f
+        .accounts
+        .authenticate("ana", "correct horse battery", t0())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AccountError::NotActive(ref m) if m.contains("a…a@uminho.pt")),
+        "{err}"
+    );
+    let err = f
+        .accounts
+        .authenticate("ana", "wrong password!!", t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AccountError::WrongCredentials));
+
+    let token = f.last_token();
+    let user = f
+        .accounts
+        .confirm(&token, t0() + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(user.status, Status::Active);
+
+    let signed_in = f
+        .accounts
+        .authenticate("ana", "correct horse battery", t0())
+        .await
+        .unwrap();
+    assert_eq!(signed_in.id, user.id);
+    let by_mail = f
+        .accounts
+        .authenticate("ana@uminho.pt", "correct horse battery", t0())
+        .await
+        .unwrap();
+    assert_eq!(by_mail.id, user.id);
+    assert!(matches!(
+        f.accounts
+            .authenticate("ana", "correct horse batterY", t0())
+            .await,
+        Err(AccountError::WrongCredentials)
+    ));
+    assert!(matches!(
+        f.accounts
+            .authenticate("nobody", "correct horse battery", t0())
+            .await,
+        Err(AccountError::WrongCredentials)
+    ));
+
+    // The link works once.
+    let err = f.accounts.confirm(&token, t0()).await.unwrap_err();
+    assert!(
+        matches!(err, AccountError::BadLink(ref m) if m.contains("already used")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn expired_and_unknown_links_are_refused() {
+    let f = fixture().await;
+    f.accounts
+        .register(form("ana", "ana@uminho.pt"), t0())
+        .await
+        .unwrap();
+    let token = f.last_token();
+    let err = f
+        .accounts
+        .confirm(&token, t0() + chrono::Duration::hours(25))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AccountError::BadLink(ref m) if m.contains("expired")),
+        "{err}"
+    );
+    let err = f.accounts.confirm("not-a-token", t0()).await.unwrap_err();
+    assert!(
+        matches!(err, AccountError::BadLink(ref m) if m.contains("not valid")),
+        "{err}"
+    );
+    // Still pending.
+    assert_eq!(
+        f.accounts.find("ana").await.unwrap().unwrap().status,
+        Status::Pending
+    );
+}
+
+#[tokio::test]
+async fn every_invalid_field_is_reported() {
+    let f = fixture().await;
+    let err = f
+        .accounts
+        .register(
+            Registration {
+                username: "Root*".into(),
+                display_name: " ".into(),
+                email: "ana@gmail.com".into(),
+                password: "short".into(),
+                password_confirm: Some("other".into()),
+            },
+            t0(),
+        )
+        .await
+        .unwrap_err();
+    let AccountError::Invalid(errors) = err else {
+        panic!("{err}")
+    };
+    let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+    assert_eq!(
+        fields,
+        [
+            "username",
+            "display_name",
+            "email",
+            "password",
+            "password_confirm"
+        ]
+    );
+    assert!(errors[2].message.contains("@uminho.pt, @di.uminho.pt"));
+    assert!(f.mails.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn duplicates_are_refused_until_the_old_registration_expires() {
+    let f = fixture().await;
+    f.accounts
+        .register(form("ana", "ana@uminho.pt"), t0())
+        .await
+        .unwrap();
+    let err = f
+        .accounts
+        .register(form("ana", "other@uminho.pt"), t0())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AccountError::Taken {
+                field: "username",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = f
+        .accounts
+        .register(form("other", "ANA@uminho.pt"), t0())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AccountError::Taken { field: "email", .. }),
+        "{err}"
+    );
+
+    // After the link expired, the name is free again.
+    let later = t0() + chrono::Duration::hours(30);
+    let again = f
+        .accounts
+        .register(form("ana", "ana@di.uminho.pt"), later)
+        .await
+        .unwrap();
+    assert_eq!(again.email, "ana@di.uminho.pt");
+}
+
+#[tokio::test]
+async fn filter_metacharacters_never_match_other_accounts() {
+    let f = fixture().await;
+    f.accounts
+        .create_user(
+            NewUser {
+                username: "ana".into(),
+                display_name: "Ana".into(),
+                email: "ana@uminho.pt".into(),
+                password: "correct horse battery".into(),
+                role: Role::Admin,
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    for login in [
+        "*",
+        "a*",
+        "ana)(uid=*",
+        "ana\\",
+        "ana\0",
+        "%",
+        "ana%",
+        "_na",
+    ] {
+        assert!(f.accounts.find(login).await.unwrap().is_none(), "{login:?}");
+        assert!(matches!(
+            f.accounts
+                .authenticate(login, "correct horse battery", t0())
+                .await,
+            Err(AccountError::WrongCredentials)
+        ));
+    }
+    for username in ["a*", "ana)(uid=*", "ana\\x", "an\0a"] {
+        let err = f
+            .accounts
+            .register(form(username, "x@uminho.pt"), t0())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AccountError::Invalid(_)), "{username:?}");
+    }
+}
+
+#[tokio::test]
+async fn created_users_are_active_at_once() {
+    let f = fixture().await;
+    let admin = f
+        .accounts
+        .create_user(
+            NewUser {
+                username: "boss".into(),
+                display_name: "The Boss".into(),
+                email: "boss@example.org".into(),
+                password: "correct horse battery".into(),
+                role: Role::Admin,
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(admin.role, Role::Admin);
+    assert_eq!(admin.status, Status::Active);
+    assert_eq!(f.accounts.count_admins().await.unwrap(), 1);
+    f.accounts
+        .authenticate("boss", "correct horse battery", t0())
+        .await
+        .unwrap();
+}

@@ -1,0 +1,86 @@
+//! The built-in directory: argon2id hashes in the `local_credentials` table.
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use super::{Directory, DirectoryError, Entry};
+use crate::db::Db;
+use crate::secret;
+
+pub struct Builtin {
+    db: Db,
+}
+
+impl Builtin {
+    pub fn new(db: Db) -> Builtin {
+        Builtin { db }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> DirectoryError {
+    DirectoryError::Internal(e.to_string())
+}
+
+/// argon2 is deliberately slow: keep it off the async worker threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DirectoryError> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)
+}
+
+#[async_trait]
+impl Directory for Builtin {
+    fn kind(&self) -> &'static str {
+        "builtin"
+    }
+
+    fn hash_password(&self, password: &str) -> Result<String, DirectoryError> {
+        secret::hash_password(password).map_err(internal)
+    }
+
+    async fn verify_hash(&self, password: &str, hash: Option<&str>) -> bool {
+        let password = password.to_string();
+        let real = hash.is_some();
+        let hash = hash.unwrap_or(secret::DUMMY_HASH).to_string();
+        let matches = blocking(move || secret::verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        matches && real
+    }
+
+    async fn create(&self, entry: &Entry, password_hash: &str) -> Result<(), DirectoryError> {
+        const SQL: &str = "INSERT INTO local_credentials (user_id, password_hash, updated_at) \
+                           VALUES ($1, $2, $3) \
+                           ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, \
+                           updated_at = excluded.updated_at";
+        let now = Utc::now();
+        crate::with_pool!(&self.db, pool => {
+            sqlx::query(SQL)
+                .bind(entry.user_id)
+                .bind(password_hash)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(internal)
+    }
+
+    async fn verify(&self, entry: &Entry, password: &str) -> Result<bool, DirectoryError> {
+        const SQL: &str = "SELECT password_hash FROM local_credentials WHERE user_id = $1";
+        let hash: Option<String> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_scalar(SQL).bind(entry.user_id).fetch_optional(pool).await
+        })
+        .map_err(internal)?;
+        let password = password.to_string();
+        Ok(self.verify_hash(&password, hash.as_deref()).await)
+    }
+
+    async fn set_password(&self, entry: &Entry, password: &str) -> Result<(), DirectoryError> {
+        let password = password.to_string();
+        let hash = blocking(move || secret::hash_password(&password))
+            .await?
+            .map_err(internal)?;
+        self.create(entry, &hash).await
+    }
+}

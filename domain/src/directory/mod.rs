@@ -1,0 +1,59 @@
+//! Where credentials live: the built-in table (default) or LDAP. Bootler is
+//! the only writer. Chosen by `directory.kind` at start.
+
+mod builtin;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use builtin::Builtin;
+
+/// What the directory stores about a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub user_id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The directory cannot be reached or timed out: try again later.
+    #[error("the directory is unavailable: {0}")]
+    Unavailable(String),
+    /// The directory refused the change (for example a schema violation).
+    #[error("the directory refused the change: {0}")]
+    Rejected(String),
+    /// Bootler's own fault (a broken hash, a database error).
+    #[error("directory error: {0}")]
+    Internal(String),
+}
+
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// `builtin` or `ldap`.
+    fn kind(&self) -> &'static str;
+
+    /// Hashes a password into the form this directory stores, so a pending
+    /// registration keeps no clear password until its entry is created.
+    fn hash_password(&self, password: &str) -> Result<String, DirectoryError>;
+
+    /// Checks a password against a hash from [`Directory::hash_password`]
+    /// (a pending registration's). `None` spends the same time and fails.
+    async fn verify_hash(&self, password: &str, hash: Option<&str>) -> bool;
+
+    /// Creates the entry with a hash from [`Directory::hash_password`].
+    /// Idempotent: creating an entry that exists updates it.
+    async fn create(&self, entry: &Entry, password_hash: &str) -> Result<(), DirectoryError>;
+
+    /// Whether `password` is the entry's password. `Ok(false)` for a wrong
+    /// password or an unknown entry alike.
+    async fn verify(&self, entry: &Entry, password: &str) -> Result<bool, DirectoryError>;
+
+    /// Replaces the entry's password.
+    async fn set_password(&self, entry: &Entry, password: &str) -> Result<(), DirectoryError>;
+}
+
+pub type SharedDirectory = Arc<dyn Directory>;
