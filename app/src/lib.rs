@@ -14,15 +14,18 @@ compile_error!(
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
 pub mod components;
 pub mod pages;
+pub mod server_fns;
 
 use components::layout::Layout;
-use pages::{home::HomePage, not_found::NotFound};
+use pages::home::HomePage;
+use pages::not_found::NotFound;
+use pages::register::{ConfirmPage, ConfirmedPage, RegisterPage, RegisterSentPage};
 
 /// The HTML document around the application, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -61,6 +64,12 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage />
+                    // Async: the page waits for its data on the server, so it is
+                    // complete without JavaScript (no streamed fragments).
+                    <Route path=StaticSegment("register") view=RegisterPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("register"), StaticSegment("sent")) view=RegisterSentPage />
+                    <Route path=(StaticSegment("confirm"), ParamSegment("token")) view=ConfirmPage />
+                    <Route path=StaticSegment("confirmed") view=ConfirmedPage />
                 </Routes>
             </Layout>
         </Router>

@@ -5,6 +5,7 @@ pub mod api;
 pub mod assets;
 pub mod cli;
 pub mod error;
+pub mod forms;
 pub mod health;
 pub mod metrics;
 pub mod services;
@@ -34,6 +35,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::export))
         .nest("/api/v1", api::router())
+        .merge(forms::router(state.clone()))
+        .route(
+            "/sfn/{*fn_name}",
+            axum::routing::post(server_fn).get(server_fn),
+        )
         .leptos_routes_with_context(
             &state,
             routes,
@@ -59,6 +65,18 @@ pub fn router(state: AppState) -> Router {
 pub(crate) fn provide_server_context(state: &AppState) {
     provide_context(state.db.clone());
     provide_context(state.config.clone());
+    provide_context(state.accounts.clone());
+}
+
+/// Leptos server functions (`/sfn/<name>`), with the same context as pages.
+async fn server_fn(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    leptos_axum::handle_server_fns_with_context(move || provide_server_context(&state), request)
+        .await
+        .into_response()
 }
 
 /// A server bound to its port, ready to run.

@@ -22,6 +22,7 @@ pub fn Layout(children: Children) -> impl IntoView {
             </A>
             <nav aria-label="Main">
                 <a href="/#how">"How it works"</a>
+                <a href="/register">"Register"</a>
                 <a href="/#sign-in" class="button button-small">"Sign in"</a>
             </nav>
         </header>

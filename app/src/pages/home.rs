@@ -47,7 +47,7 @@ pub fn HomePage() -> impl IntoView {
                     "questions, and reach it all through the lab's VPN — no administrator in the loop."
                 </p>
                 <p class="hero-actions">
-                    <a href="#sign-in" class="button">"Sign in"</a>
+                    <a href="/register" class="button">"Create an account"</a>
                     <a href="#how" class="button button-quiet">"How it works"</a>
                 </p>
             </div>
@@ -118,8 +118,9 @@ fn SignInCard() -> impl IntoView {
                 </button>
             </form>
             <p class="hint">
-                "Accounts are not open on this server yet. Once they are, you register here "
-                "with your institutional e-mail address."
+                "Signing in is not open on this server yet. You can already "
+                <a href="/register">"create your account"</a>
+                " with your institutional e-mail address."
             </p>
         </aside>
     }

@@ -60,6 +60,7 @@ export async function startBootler(extraEnv = {}) {
 
   return {
     url,
+    dataDir,
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');

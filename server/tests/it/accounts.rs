@@ -168,3 +168,70 @@ async fn bad_registrations_get_clear_errors_and_change_nothing() {
     assert!(app.mails().is_empty(), "no mail for refused registrations");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_registration_form_redirects_with_errors_or_to_the_next_page() {
+    let app = TestApp::sqlite().await;
+    let post = |body: &'static str, origin: Option<&'static str>| {
+        let mut req = app
+            .client
+            .post(format!("{}/register", app.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send()
+    };
+
+    let res = post(
+        "username=ana&display_name=Ana&email=ana%40gmail.com&password=correct+horse+battery&password_confirm=correct+horse+battery",
+        Some("https://evil.example"),
+    )
+    .await
+    .unwrap();
+    // Another origin than the server's own: refused before anything happens.
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("another site"));
+
+    let res = post(
+        "username=ana&display_name=Ana&email=ana%40gmail.com&password=correct+horse+battery&password_confirm=correct+horse+battery",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/register?"), "{location}");
+    assert!(location.contains("err_email="), "{location}");
+    assert!(location.contains("username=ana"), "{location}");
+    assert!(
+        !location.contains("password=") && !location.contains("horse"),
+        "{location}"
+    );
+
+    let res = post(
+        "username=ana&display_name=Ana&email=ana%40uminho.pt&password=correct+horse+battery&password_confirm=correct+horse+battery",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "/register/sent?email=ana%40uminho.pt"
+    );
+    assert_eq!(app.mails().len(), 1);
+
+    // A broken body is not a 500 either.
+    let res = app
+        .client
+        .post(format!("{}/register", app.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("%%%")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    app.stop().await;
+}
