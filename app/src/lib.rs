@@ -1,3 +1,5 @@
+#![recursion_limit = "256"]
+
 //! Bootler's user interface: pages, components and the types shared between
 //! the server and the browser. Rendered on the server (`ssr`) and hydrated in
 //! the browser (`hydrate`).
@@ -24,8 +26,10 @@ pub mod server_fns;
 
 use components::layout::Layout;
 use pages::home::HomePage;
+use pages::login::LoginPage;
 use pages::not_found::NotFound;
 use pages::register::{ConfirmPage, ConfirmedPage, RegisterPage, RegisterSentPage};
+use server_fns::current_user::{CurrentUserResource, current_user};
 
 /// The HTML document around the application, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -49,6 +53,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     mark_hydrated();
+    provide_context(CurrentUserResource(Resource::new(
+        || (),
+        |_| current_user(),
+    )));
 
     view! {
         <Stylesheet id="leptos" href="/pkg/bootler.css" />
@@ -62,14 +70,23 @@ pub fn App() -> impl IntoView {
         } />
         <Router>
             <Layout>
+                // Every page renders completely on the server (SsrMode::Async):
+                // it waits for its data, so it works without JavaScript.
                 <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=HomePage />
-                    // Async: the page waits for its data on the server, so it is
-                    // complete without JavaScript (no streamed fragments).
+                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("register") view=RegisterPage ssr=SsrMode::Async />
-                    <Route path=(StaticSegment("register"), StaticSegment("sent")) view=RegisterSentPage />
-                    <Route path=(StaticSegment("confirm"), ParamSegment("token")) view=ConfirmPage />
-                    <Route path=StaticSegment("confirmed") view=ConfirmedPage />
+                    <Route
+                        path=(StaticSegment("register"), StaticSegment("sent"))
+                        view=RegisterSentPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("confirm"), ParamSegment("token"))
+                        view=ConfirmPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=StaticSegment("confirmed") view=ConfirmedPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

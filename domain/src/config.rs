@@ -45,6 +45,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// Where credentials live.
     pub directory: DirectoryConfig,
+    /// The LDAP server, for `directory.kind = "ldap"`.
+    pub ldap: LdapConfig,
     /// How mail leaves Bootler.
     pub mail: MailConfig,
 }
@@ -86,6 +88,95 @@ pub enum DirectoryKind {
     /// argon2id hashes in Bootler's database.
     #[default]
     Builtin,
+    /// Entries in an LDAP server (OpenLDAP), under `ldap.users_dn`.
+    Ldap,
+}
+
+/// How Bootler reaches the LDAP server and where it keeps people there.
+/// Read only when `directory.kind = "ldap"`.
+#[serde_as]
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LdapConfig {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`.
+    pub url: Option<String>,
+    /// Upgrades an `ldap://` connection with StartTLS before anything else.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub starttls: bool,
+    /// A PEM file of CA certificates to trust for `ldaps://` and StartTLS,
+    /// besides the system's.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Bootler's service account, which creates entries and sets passwords.
+    pub bind_dn: Option<String>,
+    /// The service account's password; or see `bind_password_file`.
+    pub bind_password: Option<String>,
+    /// A file holding the service account's password (a trailing newline is
+    /// ignored). Read at each connection, so it can be rotated in place.
+    pub bind_password_file: Option<PathBuf>,
+    /// Where people's entries live: `uid=<username>,<users_dn>`.
+    pub users_dn: Option<String>,
+    /// The lowest uidNumber (and gidNumber) Bootler hands out.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub uid_start: u32,
+    /// `homeDirectory` is `<home_base>/<username>`.
+    pub home_base: String,
+    /// `loginShell` of new entries.
+    pub login_shell: String,
+    /// How long one directory call may take before it counts as unavailable.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub timeout_seconds: u64,
+    /// How `userPassword` is hashed.
+    pub password_scheme: PasswordScheme,
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        LdapConfig {
+            url: None,
+            starttls: false,
+            tls_ca_file: None,
+            bind_dn: None,
+            bind_password: None,
+            bind_password_file: None,
+            users_dn: None,
+            uid_start: 10000,
+            home_base: "/home".into(),
+            login_shell: "/bin/bash".into(),
+            timeout_seconds: 5,
+            password_scheme: PasswordScheme::Ssha,
+        }
+    }
+}
+
+/// Never prints the bind password.
+impl std::fmt::Debug for LdapConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapConfig")
+            .field("url", &self.url)
+            .field("starttls", &self.starttls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("bind_dn", &self.bind_dn)
+            .field(
+                "bind_password",
+                &self.bind_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("bind_password_file", &self.bind_password_file)
+            .field("users_dn", &self.users_dn)
+            .field("uid_start", &self.uid_start)
+            .field("home_base", &self.home_base)
+            .field("login_shell", &self.login_shell)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("password_scheme", &self.password_scheme)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordScheme {
+    /// `{SSHA}`: salted SHA-1, which every OpenLDAP understands.
+    #[default]
+    Ssha,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -96,6 +187,84 @@ pub struct MailConfig {
     pub from: String,
     /// Folder for `kind = "outbox"`. Default: `<data_dir>/outbox`.
     pub outbox_dir: Option<PathBuf>,
+    /// The SMTP server, for `kind = "smtp"`.
+    pub smtp: SmtpConfig,
+}
+
+#[serde_as]
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Default 587 (STARTTLS); 465 for `tls = "tls"`.
+    #[serde_as(as = "Option<PickFirst<(_, DisplayFromStr)>>")]
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` (implicit TLS) or `none` (a relay on localhost).
+    pub tls: SmtpTlsMode,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Read the password from this file instead (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    /// Give up on an SMTP server that does not answer after this long.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub timeout_seconds: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: None,
+            tls: SmtpTlsMode::StartTls,
+            username: None,
+            password: None,
+            password_file: None,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .finish()
+    }
+}
+
+impl SmtpConfig {
+    /// The password from `password` or `password_file`.
+    pub fn password(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(password) = &self.password {
+            return Ok(Some(password.clone()));
+        }
+        match &self.password_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|p| Some(p.trim_end_matches(['\r', '\n']).to_string()))
+                .map_err(|e| {
+                    invalid(
+                        "mail.smtp.password_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                }),
+            None => Ok(None),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTlsMode {
+    #[default]
+    StartTls,
+    Tls,
+    None,
 }
 
 impl Default for MailConfig {
@@ -104,6 +273,7 @@ impl Default for MailConfig {
             kind: MailKind::Outbox,
             from: "Bootler <bootler@localhost>".into(),
             outbox_dir: None,
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -114,6 +284,8 @@ pub enum MailKind {
     /// Every mail becomes an `.eml` file in the outbox folder.
     #[default]
     Outbox,
+    /// Mail goes to the SMTP server of `[mail.smtp]`.
+    Smtp,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -136,6 +308,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             accounts: AccountsConfig::default(),
             directory: DirectoryConfig::default(),
+            ldap: LdapConfig::default(),
             mail: MailConfig::default(),
         }
     }
@@ -198,6 +371,15 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.mail.kind == MailKind::Smtp {
+            if self.mail.smtp.host.trim().is_empty() {
+                return Err(invalid(
+                    "mail.smtp.host",
+                    "is required with mail.kind = \"smtp\"".to_string(),
+                ));
+            }
+            self.mail.smtp.password()?;
+        }
         if let Some(url) = &self.base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -242,6 +424,9 @@ impl Config {
                 "must be at least 1".to_string(),
             ));
         }
+        if self.directory.kind == DirectoryKind::Ldap {
+            self.ldap.validate()?;
+        }
         Ok(())
     }
 
@@ -267,6 +452,101 @@ impl Config {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("bootler.db").display()),
         }
+    }
+}
+
+impl LdapConfig {
+    /// What `directory.kind = "ldap"` needs: a server, a service account
+    /// with a password, and where people go.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let required = |key: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
+            Some(v) if !v.is_empty() => Ok(()),
+            _ => Err(invalid(
+                key,
+                "is required when directory.kind = \"ldap\"".to_string(),
+            )),
+        };
+        required("ldap.url", &self.url)?;
+        required("ldap.bind_dn", &self.bind_dn)?;
+        required("ldap.users_dn", &self.users_dn)?;
+        let url = self.url.as_deref().unwrap_or_default();
+        let ldaps = url.starts_with("ldaps://");
+        if !(ldaps || url.starts_with("ldap://")) {
+            return Err(invalid(
+                "ldap.url",
+                format!("`{url}` must start with ldap:// or ldaps://"),
+            ));
+        }
+        if ldaps && self.starttls {
+            return Err(invalid(
+                "ldap.starttls",
+                "applies to ldap:// URLs only (ldaps:// is TLS from the start)".to_string(),
+            ));
+        }
+        match (&self.bind_password, &self.bind_password_file) {
+            (None, None) => {
+                return Err(invalid(
+                    "ldap.bind_password",
+                    "is required when directory.kind = \"ldap\" (or set ldap.bind_password_file)"
+                        .to_string(),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "ldap.bind_password_file",
+                    "set either ldap.bind_password or ldap.bind_password_file, not both"
+                        .to_string(),
+                ));
+            }
+            (None, Some(path)) => {
+                if let Err(err) = std::fs::File::open(path) {
+                    return Err(invalid(
+                        "ldap.bind_password_file",
+                        format!("cannot read {}: {err}", path.display()),
+                    ));
+                }
+            }
+            (Some(password), None) if password.is_empty() => {
+                return Err(invalid(
+                    "ldap.bind_password",
+                    "is empty (an empty password binds anonymously)".to_string(),
+                ));
+            }
+            (Some(_), None) => {}
+        }
+        if let Some(path) = &self.tls_ca_file
+            && let Err(err) = std::fs::File::open(path)
+        {
+            return Err(invalid(
+                "ldap.tls_ca_file",
+                format!("cannot read {}: {err}", path.display()),
+            ));
+        }
+        if self.timeout_seconds == 0 {
+            return Err(invalid(
+                "ldap.timeout_seconds",
+                "must be at least 1".to_string(),
+            ));
+        }
+        if self.uid_start == 0 {
+            return Err(invalid(
+                "ldap.uid_start",
+                "must be at least 1 (0 is root)".to_string(),
+            ));
+        }
+        if !self.home_base.starts_with('/') {
+            return Err(invalid(
+                "ldap.home_base",
+                format!("`{}` must be an absolute path", self.home_base),
+            ));
+        }
+        if !self.login_shell.starts_with('/') {
+            return Err(invalid(
+                "ldap.login_shell",
+                format!("`{}` must be an absolute path", self.login_shell),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -428,10 +708,163 @@ mod tests {
 
     #[test]
     fn nested_environment_key_for_unknown_section_is_an_error() {
-        let err = Config::load(None, env(&[("BOOTLER_LDAP__URL", "ldap://x")]))
+        let err = Config::load(None, env(&[("BOOTLER_NOSUCH__URL", "ldap://x")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`ldap`"), "{err}");
+        assert!(err.contains("`nosuch`"), "{err}");
+    }
+
+    /// A complete LDAP setup in environment variables, minus `skip`.
+    fn ldap_env(skip: &str, password_file: &Path) -> Vec<(String, String)> {
+        let file = password_file.display().to_string();
+        let pairs = [
+            ("BOOTLER_DIRECTORY__KIND", "ldap"),
+            ("BOOTLER_LDAP__URL", "ldap://127.0.0.1:389"),
+            ("BOOTLER_LDAP__BIND_DN", "cn=bootler,dc=lab,dc=test"),
+            ("BOOTLER_LDAP__BIND_PASSWORD_FILE", file.as_str()),
+            ("BOOTLER_LDAP__USERS_DN", "ou=people,dc=lab,dc=test"),
+        ];
+        env(&pairs
+            .into_iter()
+            .filter(|(var, _)| *var != skip)
+            .collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn ldap_from_environment() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "s3cret").unwrap();
+        let mut vars = ldap_env("", secret.path());
+        vars.extend(env(&[
+            ("BOOTLER_LDAP__STARTTLS", "true"),
+            ("BOOTLER_LDAP__TIMEOUT_SECONDS", "3"),
+            ("BOOTLER_LDAP__UID_START", "20000"),
+            ("BOOTLER_LDAP__PASSWORD_SCHEME", "ssha"),
+        ]));
+        let config = Config::load(None, vars).unwrap();
+        assert_eq!(config.directory.kind, DirectoryKind::Ldap);
+        assert_eq!(config.ldap.url.as_deref(), Some("ldap://127.0.0.1:389"));
+        assert_eq!(
+            config.ldap.bind_dn.as_deref(),
+            Some("cn=bootler,dc=lab,dc=test")
+        );
+        assert_eq!(
+            config.ldap.bind_password_file.as_deref(),
+            Some(secret.path())
+        );
+        assert_eq!(
+            config.ldap.users_dn.as_deref(),
+            Some("ou=people,dc=lab,dc=test")
+        );
+        assert!(config.ldap.starttls);
+        assert_eq!(config.ldap.timeout_seconds, 3);
+        assert_eq!(config.ldap.uid_start, 20000);
+        assert_eq!(config.ldap.password_scheme, PasswordScheme::Ssha);
+        assert_eq!(config.ldap.home_base, "/home");
+        assert_eq!(config.ldap.login_shell, "/bin/bash");
+    }
+
+    #[test]
+    fn ldap_from_file() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[directory]\nkind = \"ldap\"\n[ldap]\nurl = \"ldaps://ldap.lab\"\n\
+             bind_dn = \"cn=bootler,dc=lab\"\nbind_password = \"pw\"\n\
+             users_dn = \"ou=people,dc=lab\"\nuid_start = 5000\ntimeout_seconds = 10"
+        )
+        .unwrap();
+        let config = Config::load(Some(file.path()), env(&[])).unwrap();
+        assert_eq!(config.directory.kind, DirectoryKind::Ldap);
+        assert_eq!(config.ldap.url.as_deref(), Some("ldaps://ldap.lab"));
+        assert_eq!(config.ldap.bind_password.as_deref(), Some("pw"));
+        assert_eq!(config.ldap.uid_start, 5000);
+        assert_eq!(config.ldap.timeout_seconds, 10);
+        assert!(!config.ldap.starttls);
+    }
+
+    #[test]
+    fn ldap_missing_keys_are_named() {
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        let cases = [
+            ("BOOTLER_LDAP__URL", "ldap.url"),
+            ("BOOTLER_LDAP__BIND_DN", "ldap.bind_dn"),
+            ("BOOTLER_LDAP__USERS_DN", "ldap.users_dn"),
+            ("BOOTLER_LDAP__BIND_PASSWORD_FILE", "ldap.bind_password"),
+        ];
+        for (skip, key) in cases {
+            let err = Config::load(None, ldap_env(skip, secret.path()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("`{key}`")), "without {skip}: {err}");
+            assert!(err.contains("required"), "without {skip}: {err}");
+        }
+        // Complete, it loads.
+        Config::load(None, ldap_env("", secret.path())).unwrap();
+        // The section is not checked while the directory is built in.
+        let config = Config::load(None, env(&[("BOOTLER_LDAP__URL", "ldap://x")])).unwrap();
+        assert_eq!(config.directory.kind, DirectoryKind::Builtin);
+    }
+
+    #[test]
+    fn ldap_bad_values_are_explained() {
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("BOOTLER_LDAP__URL", "http://ldap.lab")], "ldap.url"),
+            (
+                &[
+                    ("BOOTLER_LDAP__URL", "ldaps://ldap.lab"),
+                    ("BOOTLER_LDAP__STARTTLS", "true"),
+                ],
+                "ldap.starttls",
+            ),
+            (&[("BOOTLER_LDAP__STARTTLS", "maybe")], "ldap.starttls"),
+            (
+                &[("BOOTLER_LDAP__BIND_PASSWORD", "pw")],
+                "ldap.bind_password_file",
+            ),
+            (
+                &[("BOOTLER_LDAP__BIND_PASSWORD_FILE", "/nonexistent/secret")],
+                "ldap.bind_password_file",
+            ),
+            (
+                &[("BOOTLER_LDAP__TLS_CA_FILE", "/nonexistent/ca.pem")],
+                "ldap.tls_ca_file",
+            ),
+            (
+                &[("BOOTLER_LDAP__TIMEOUT_SECONDS", "0")],
+                "ldap.timeout_seconds",
+            ),
+            (&[("BOOTLER_LDAP__UID_START", "-1")], "ldap.uid_start"),
+            (&[("BOOTLER_LDAP__UID_START", "0")], "ldap.uid_start"),
+            (&[("BOOTLER_LDAP__HOME_BASE", "home")], "ldap.home_base"),
+            (
+                &[("BOOTLER_LDAP__PASSWORD_SCHEME", "md5")],
+                "ldap.password_scheme",
+            ),
+            (&[("BOOTLER_LDAP__BIND_PW", "pw")], "ldap.bind_pw"),
+        ];
+        for (extra, key) in cases {
+            let mut vars = ldap_env("", secret.path());
+            vars.extend(env(extra));
+            let err = Config::load(None, vars).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{extra:?}: {err}");
+        }
+        let mut vars = ldap_env("BOOTLER_LDAP__BIND_PASSWORD_FILE", secret.path());
+        vars.extend(env(&[("BOOTLER_LDAP__BIND_PASSWORD", "")]));
+        let err = Config::load(None, vars).unwrap_err().to_string();
+        assert!(err.contains("`ldap.bind_password`"), "{err}");
+    }
+
+    #[test]
+    fn ldap_password_never_printed() {
+        let config = LdapConfig {
+            bind_password: Some("hunter2-secret".into()),
+            ..LdapConfig::default()
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
     }
 
     #[test]
@@ -509,6 +942,48 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("`accounts.allowed_domains`"), "{err}");
+    }
+
+    #[test]
+    fn smtp_needs_a_host_and_a_readable_password_file() {
+        let err = Config::load(None, env(&[("BOOTLER_MAIL__KIND", "smtp")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`mail.smtp.host`"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[
+                ("BOOTLER_MAIL__KIND", "smtp"),
+                ("BOOTLER_MAIL__SMTP__HOST", "mail.lab"),
+                ("BOOTLER_MAIL__SMTP__PASSWORD_FILE", "/nonexistent/secret"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`mail.smtp.password_file`"), "{err}");
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "s3cret").unwrap();
+        let config = Config::load(
+            None,
+            env(&[
+                ("BOOTLER_MAIL__KIND", "smtp"),
+                ("BOOTLER_MAIL__SMTP__HOST", "mail.lab"),
+                ("BOOTLER_MAIL__SMTP__PORT", "2525"),
+                ("BOOTLER_MAIL__SMTP__TLS", "tls"),
+                (
+                    "BOOTLER_MAIL__SMTP__PASSWORD_FILE",
+                    secret.path().to_str().unwrap(),
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.mail.smtp.port, Some(2525));
+        assert_eq!(config.mail.smtp.tls, SmtpTlsMode::Tls);
+        assert_eq!(
+            config.mail.smtp.password().unwrap().as_deref(),
+            Some("s3cret")
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 
     #[test]

@@ -109,7 +109,7 @@ async fn user_add(
     use bootler_domain::accounts::{AccountError, NewUser, Role};
     let password = read_password()?;
     let db = open_database(config).await?;
-    let accounts = crate::services::accounts(config, &db);
+    let accounts = crate::services::accounts(config, &db)?;
     let result = accounts
         .create_user(
             NewUser {

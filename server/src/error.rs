@@ -128,11 +128,20 @@ impl From<AccountError> for ApiError {
             AccountError::BadLink(message) => ApiError::Unprocessable(message),
             AccountError::WrongCredentials => ApiError::Unauthorized(err.to_string()),
             AccountError::NotActive(message) => ApiError::Forbidden(message),
+            AccountError::RateLimited { .. } => ApiError::RateLimited(err.to_string()),
             AccountError::Directory(bootler_domain::directory::DirectoryError::Unavailable(_)) => {
                 tracing::warn!(error = %err, "directory unavailable");
                 ApiError::Unavailable(
                     "The account directory does not answer right now; nothing was changed. Try again in a few minutes.".into(),
                 )
+            }
+            AccountError::Directory(bootler_domain::directory::DirectoryError::Rejected(
+                message,
+            )) => {
+                tracing::warn!(%message, "directory refused a change");
+                ApiError::Conflict(format!(
+                    "The account directory refused the change: {message}. Ask the lab's administrator."
+                ))
             }
             AccountError::Mail(_) => {
                 tracing::warn!(error = %err, "mail not sent");

@@ -6,11 +6,13 @@
 use axum::Form;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
+use std::net::SocketAddr;
+
 use bootler_domain::accounts::{AccountError, Registration};
 use serde::Deserialize;
 
@@ -21,6 +23,8 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/register", post(register))
         .route("/confirm", post(confirm))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
         .layer(axum::middleware::from_fn_with_state(state, same_origin))
 }
 
@@ -140,6 +144,117 @@ async fn confirm(
     }
 }
 
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Only paths on this site: `/hosts`, never `//evil.example` or `https://…`.
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return to(
+            "/login",
+            &[("err", "The form could not be read; please sign in again.")],
+        )
+        .into_response();
+    };
+    let next = safe_next(&form.next);
+    let address = peer.ip().to_string();
+    match state
+        .accounts
+        .sign_in(
+            &form.login,
+            &form.password,
+            Some(&address),
+            chrono::Utc::now(),
+        )
+        .await
+    {
+        Ok(session) => {
+            let mut response = Redirect::to(next).into_response();
+            if let Some(cookie) = crate::session::set_cookie(
+                &session.token,
+                session.expires_at,
+                crate::session::secure(&state),
+            ) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(err) => {
+            let message = match err {
+                AccountError::WrongCredentials
+                | AccountError::RateLimited { .. }
+                | AccountError::NotActive(_) => err.to_string(),
+                other => general_message(other),
+            };
+            to(
+                "/login",
+                &[
+                    ("login", form.login.as_str()),
+                    ("next", form.next.as_str()),
+                    ("err", message.as_str()),
+                ],
+            )
+            .into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<LogoutForm>, FormRejection>,
+) -> Response {
+    let secure = crate::session::secure(&state);
+    let mut response = Redirect::to("/").into_response();
+    if let Some(token) = crate::session::token(&headers) {
+        let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+        match state.accounts.session(&token, chrono::Utc::now()).await {
+            Ok(Some(session)) if session.csrf_token != csrf => {
+                return (
+                    StatusCode::FORBIDDEN,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "This sign-out form is stale; reload the page and sign out again.",
+                )
+                    .into_response();
+            }
+            _ => {
+                if let Err(err) = state.accounts.sign_out(&token).await {
+                    tracing::warn!(error = %err, "sign-out failed");
+                }
+            }
+        }
+    }
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, crate::session::clear_cookie(secure));
+    response
+}
+
 /// Refuses form posts from other sites (CSRF): a browser says where a post
 /// comes from in `Sec-Fetch-Site` and `Origin`; both must point here.
 async fn same_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -182,6 +297,20 @@ mod tests {
             map.insert(*k, v.parse().unwrap());
         }
         map
+    }
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next("/hosts?x=1"), "/hosts?x=1");
+        for bad in [
+            "",
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "hosts",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod forms;
 pub mod health;
 pub mod metrics;
 pub mod services;
+pub mod session;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -98,7 +99,7 @@ impl Server {
         if config.base_url.is_none() {
             config.base_url = Some(format!("http://{addr}"));
         }
-        let accounts = services::accounts(&config, &db);
+        let accounts = services::accounts(&config, &db)?;
         if accounts.count_admins().await? == 0 {
             tracing::warn!(
                 "no administrator yet: create one with `bootler user add --admin <username> --email <address>`"
@@ -134,9 +135,12 @@ impl Server {
             site = %self.state.config.site_dir.display(),
             "listening on http://{addr}"
         );
-        axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            self.listener,
+            router(self.state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         db.close().await;
         Ok(())
     }

@@ -5,33 +5,55 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bootler_domain::accounts::{Accounts, Settings};
-use bootler_domain::config::{DirectoryKind, MailKind};
-use bootler_domain::directory::{Builtin, SharedDirectory};
-use bootler_domain::mail::{Outbox, SharedMailer};
+use bootler_domain::config::{DirectoryKind, MailKind, SmtpTlsMode};
+use bootler_domain::directory::{Builtin, Ldap, SharedDirectory};
+use bootler_domain::mail::{Outbox, SharedMailer, Smtp, SmtpSettings, SmtpTls};
 use bootler_domain::{Config, Db};
 
 pub fn directory(config: &Config, db: &Db) -> SharedDirectory {
     match config.directory.kind {
         DirectoryKind::Builtin => Arc::new(Builtin::new(db.clone())),
+        // Checked by `Config::load`; the password file is read at each bind.
+        DirectoryKind::Ldap => Arc::new(Ldap::new(config.ldap.clone())),
     }
 }
 
-pub fn mailer(config: &Config) -> SharedMailer {
-    match config.mail.kind {
+pub fn mailer(config: &Config) -> anyhow::Result<SharedMailer> {
+    Ok(match config.mail.kind {
         MailKind::Outbox => Arc::new(Outbox::new(config.outbox_dir(), config.mail.from.clone())),
-    }
+        MailKind::Smtp => {
+            let smtp = &config.mail.smtp;
+            let tls = match smtp.tls {
+                SmtpTlsMode::StartTls => SmtpTls::StartTls,
+                SmtpTlsMode::Tls => SmtpTls::Tls,
+                SmtpTlsMode::None => SmtpTls::None,
+            };
+            let default_port = if tls == SmtpTls::Tls { 465 } else { 587 };
+            Arc::new(Smtp::new(
+                SmtpSettings {
+                    host: smtp.host.clone(),
+                    port: smtp.port.unwrap_or(default_port),
+                    tls,
+                    username: smtp.username.clone(),
+                    password: smtp.password()?,
+                    timeout: Duration::from_secs(smtp.timeout_seconds),
+                },
+                config.mail.from.clone(),
+            )?)
+        }
+    })
 }
 
-pub fn accounts(config: &Config, db: &Db) -> Accounts {
-    Accounts::new(
+pub fn accounts(config: &Config, db: &Db) -> anyhow::Result<Accounts> {
+    Ok(Accounts::new(
         db.clone(),
         directory(config, db),
-        mailer(config),
+        mailer(config)?,
         Settings {
             allowed_domains: config.accounts.allowed_domains.clone(),
             password_min_length: config.accounts.password_min_length,
             confirmation_ttl: Duration::from_secs(config.accounts.confirmation_ttl_hours * 3600),
             base_url: config.base_url(),
         },
-    )
+    ))
 }

@@ -1,9 +1,12 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use crate::server_fns::current_user::use_current_user;
+
 /// Header, main column and footer around every page.
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
+    let user = use_current_user();
     view! {
         <header class="topbar">
             <A href="/" attr:class="brand">
@@ -22,8 +25,34 @@ pub fn Layout(children: Children) -> impl IntoView {
             </A>
             <nav aria-label="Main">
                 <a href="/#how">"How it works"</a>
-                <a href="/register">"Register"</a>
-                <a href="/#sign-in" class="button button-small">"Sign in"</a>
+                <Suspense fallback=|| ()>
+                    <Show
+                        when=move || user.get().is_some()
+                        fallback=|| {
+                            view! {
+                                <a href="/register">"Register"</a>
+                                <a href="/login" class="button button-small">"Sign in"</a>
+                            }
+                        }
+                    >
+                        <span class="whoami" title="Signed in">
+                            {move || user.get().map(|u| u.display_name).unwrap_or_default()}
+                            " ("
+                            {move || user.get().map(|u| u.username).unwrap_or_default()}
+                            ")"
+                        </span>
+                        <form method="post" action="/logout" class="inline-form">
+                            <input
+                                type="hidden"
+                                name="csrf"
+                                value=move || user.get().map(|u| u.csrf).unwrap_or_default()
+                            />
+                            <button type="submit" class="button button-small button-quiet">
+                                "Sign out"
+                            </button>
+                        </form>
+                    </Show>
+                </Suspense>
             </nav>
         </header>
         <main id="main">{children()}</main>

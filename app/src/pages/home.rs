@@ -2,6 +2,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::tabs::{TabSpec, Tabs};
+use crate::pages::login::SignInForm;
+use crate::server_fns::current_user::use_current_user;
 
 const HOW_IT_WORKS: &[TabSpec] = &[
     TabSpec {
@@ -36,6 +38,7 @@ const HOW_IT_WORKS: &[TabSpec] = &[
 
 #[component]
 pub fn HomePage() -> impl IntoView {
+    let user = use_current_user();
     view! {
         <Title text="" />
         <section class="hero">
@@ -47,7 +50,11 @@ pub fn HomePage() -> impl IntoView {
                     "questions, and reach it all through the lab's VPN — no administrator in the loop."
                 </p>
                 <p class="hero-actions">
-                    <a href="/register" class="button">"Create an account"</a>
+                    <Suspense fallback=|| ()>
+                        <Show when=move || user.get().is_none()>
+                            <a href="/register" class="button">"Create an account"</a>
+                        </Show>
+                    </Suspense>
                     <a href="#how" class="button button-quiet">"How it works"</a>
                 </p>
             </div>
@@ -92,36 +99,30 @@ pub fn HomePage() -> impl IntoView {
     }
 }
 
-/// The sign-in form. Accounts are not part of this release yet, so the form
-/// says so instead of pretending to work.
+/// Sign-in on the start page, or who is signed in.
 #[component]
 fn SignInCard() -> impl IntoView {
+    let user = use_current_user();
     view! {
         <aside id="sign-in" class="card sign-in" aria-labelledby="sign-in-title">
-            <h2 id="sign-in-title">"Sign in"</h2>
-            <form>
-                <label>
-                    "Username"
-                    <input type="text" name="username" autocomplete="username" disabled />
-                </label>
-                <label>
-                    "Password"
-                    <input
-                        type="password"
-                        name="password"
-                        autocomplete="current-password"
-                        disabled
-                    />
-                </label>
-                <button type="submit" class="button" disabled>
-                    "Sign in"
-                </button>
-            </form>
-            <p class="hint">
-                "Signing in is not open on this server yet. You can already "
-                <a href="/register">"create your account"</a>
-                " with your institutional e-mail address."
-            </p>
+            <Suspense fallback=|| ()>
+                <Show
+                    when=move || user.get().is_none()
+                    fallback=move || {
+                        view! {
+                            <h2 id="sign-in-title">"Welcome back"</h2>
+                            <p>
+                                "You are signed in as "
+                                <strong>{move || user.get().map(|u| u.username).unwrap_or_default()}</strong>
+                                "."
+                            </p>
+                        }
+                    }
+                >
+                    <h2 id="sign-in-title">"Sign in"</h2>
+                    <SignInForm />
+                </Show>
+            </Suspense>
         </aside>
     }
 }

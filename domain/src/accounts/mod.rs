@@ -4,11 +4,14 @@
 
 pub mod validate;
 
+mod api_tokens;
 mod confirm;
 mod login;
 mod register;
+mod session;
 #[cfg(test)]
 mod tests;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +23,9 @@ use crate::db::Db;
 use crate::directory::{DirectoryError, Entry, SharedDirectory};
 use crate::mail::{MailError, SharedMailer};
 
+pub use api_tokens::{ApiToken, TOKEN_PREFIX};
 pub use register::{NewUser, Registration};
+pub use session::{NewSession, SESSION_TTL, Session};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -140,6 +145,9 @@ pub enum AccountError {
     /// Wrong username or password (never says which).
     #[error("Wrong username or password.")]
     WrongCredentials,
+    /// Too many failed sign-ins: wait.
+    #[error("Too many failed sign-ins. Try again in {retry_after_seconds} s.")]
+    RateLimited { retry_after_seconds: i64 },
     /// Right password, but the account cannot sign in (yet).
     #[error("{0}")]
     NotActive(String),

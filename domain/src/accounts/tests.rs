@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::session::SESSION_TTL;
 use super::*;
 use crate::directory::Builtin;
 use crate::mail::{Mail, MailError, Mailer};
@@ -328,4 +329,142 @@ async fn created_users_are_active_at_once() {
         .authenticate("boss", "correct horse battery", t0())
         .await
         .unwrap();
+}
+
+async fn active_user(f: &Fixture, username: &str) -> User {
+    f.accounts
+        .create_user(
+            NewUser {
+                username: username.into(),
+                display_name: "Ana".into(),
+                email: format!("{username}@uminho.pt"),
+                password: "correct horse battery".into(),
+                role: Role::User,
+            },
+            t0(),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sessions_open_resolve_extend_and_close() {
+    let f = fixture().await;
+    let user = active_user(&f, "ana").await;
+    let new = f
+        .accounts
+        .sign_in("ana", "correct horse battery", Some("10.0.0.1"), t0())
+        .await
+        .unwrap();
+    assert_eq!(new.user.id, user.id);
+    assert_eq!(new.expires_at, t0() + SESSION_TTL);
+
+    let session = f.accounts.session(&new.token, t0()).await.unwrap().unwrap();
+    assert_eq!(session.user.username, "ana");
+    assert_eq!(session.csrf_token.len(), 43);
+    assert!(f.accounts.session("forged", t0()).await.unwrap().is_none());
+
+    // Used after 13 days, it lasts 14 more.
+    let later = t0() + chrono::Duration::days(13);
+    assert!(
+        f.accounts
+            .session(&new.token, later)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        f.accounts
+            .session(&new.token, later + chrono::Duration::days(13))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Unused for 14 days, it is gone.
+    let gone = later + chrono::Duration::days(13) + SESSION_TTL + chrono::Duration::seconds(1);
+    assert!(
+        f.accounts
+            .session(&new.token, gone)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let new = f
+        .accounts
+        .sign_in("ana", "correct horse battery", None, t0())
+        .await
+        .unwrap();
+    f.accounts.sign_out(&new.token).await.unwrap();
+    assert!(
+        f.accounts
+            .session(&new.token, t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_rate_limited_per_account_and_per_address() {
+    let f = fixture().await;
+    active_user(&f, "ana").await;
+    for _ in 0..throttle::ACCOUNT_LIMIT {
+        let err = f
+            .accounts
+            .sign_in("ana", "wrong password!", Some("10.0.0.1"), t0())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AccountError::WrongCredentials), "{err}");
+    }
+    // Locked now, even with the right password, from anywhere.
+    let err = f
+        .accounts
+        .sign_in(
+            "ana",
+            "correct horse battery",
+            Some("10.0.0.2"),
+            t0() + chrono::Duration::minutes(1),
+        )
+        .await
+        .unwrap_err();
+    let AccountError::RateLimited {
+        retry_after_seconds,
+    } = err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(retry_after_seconds, 14 * 60);
+    assert!(err.to_string().contains("Try again in 840 s"), "{err}");
+    // After the window, the right password works and clears the count.
+    let after = t0() + throttle::WINDOW + chrono::Duration::seconds(1);
+    f.accounts
+        .sign_in("ana", "correct horse battery", Some("10.0.0.1"), after)
+        .await
+        .unwrap();
+    f.accounts
+        .sign_in("ana", "wrong password!", None, after)
+        .await
+        .unwrap_err();
+    f.accounts
+        .sign_in("ana", "correct horse battery", None, after)
+        .await
+        .unwrap();
+
+    // One address trying many accounts is stopped too.
+    for i in 0..throttle::ADDRESS_LIMIT {
+        let login = format!("nobody{i}");
+        let err = f
+            .accounts
+            .sign_in(&login, "x", Some("10.9.9.9"), t0())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AccountError::WrongCredentials), "{err}");
+    }
+    let err = f
+        .accounts
+        .sign_in("ana", "correct horse battery", Some("10.9.9.9"), t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AccountError::RateLimited { .. }), "{err}");
 }

@@ -2,12 +2,14 @@
 //! the only writer. Chosen by `directory.kind` at start.
 
 mod builtin;
+mod ldap;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use builtin::Builtin;
+pub use ldap::Ldap;
 
 /// What the directory stores about a person.
 #[derive(Debug, Clone, PartialEq, Eq)]

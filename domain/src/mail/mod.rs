@@ -2,12 +2,14 @@
 //! chosen by `mail.kind` at start.
 
 mod outbox;
+mod smtp;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use outbox::Outbox;
+pub use smtp::{Smtp, SmtpSettings, SmtpTls};
 
 /// A plain-text message to one person.
 #[derive(Debug, Clone, PartialEq, Eq)]

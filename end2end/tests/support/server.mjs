@@ -20,24 +20,35 @@ function freePort() {
   });
 }
 
+/// Runs `bootler <args>` against a started server's data folder, with `input`
+/// on standard input; resolves with its output, rejects if it fails.
+export function bootlerCommand(server, args, input = '') {
+  return new Promise((ok, fail) => {
+    const child = spawn(server.bin, args, { cwd: server.dataDir, env: server.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => (code === 0 ? ok(out) : fail(new Error(`bootler ${args.join(' ')}: ${err}`))));
+    child.stdin.end(input);
+  });
+}
+
 export async function startBootler(extraEnv = {}) {
   const bin = process.env.BOOTLER_BIN ?? join(root, 'target/debug/bootler');
   const siteDir = process.env.BOOTLER_SITE_DIR ?? join(root, 'target/site');
   const dataDir = mkdtempSync(join(tmpdir(), 'bootler-e2e-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(bin, ['serve'], {
-    cwd: dataDir,
-    env: {
-      PATH: process.env.PATH,
-      RUST_LOG: 'warn',
-      BOOTLER_LISTEN: `127.0.0.1:${port}`,
-      BOOTLER_DATA_DIR: dataDir,
-      BOOTLER_SITE_DIR: siteDir,
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const env = {
+    PATH: process.env.PATH,
+    RUST_LOG: 'error',
+    BOOTLER_LISTEN: `127.0.0.1:${port}`,
+    BOOTLER_DATA_DIR: dataDir,
+    BOOTLER_SITE_DIR: siteDir,
+    ...extraEnv,
+  };
+  const child = spawn(bin, ['serve'], { cwd: dataDir, env, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((ok) => child.once('exit', (code) => ok(code)));
 
   const deadline = Date.now() + 30_000;
@@ -61,6 +72,8 @@ export async function startBootler(extraEnv = {}) {
   return {
     url,
     dataDir,
+    bin,
+    env,
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::OriginalUri;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -17,6 +17,12 @@ pub fn router() -> Router<AppState> {
         .route("/", get(index))
         .route("/register", post(accounts::register))
         .route("/confirm", post(accounts::confirm))
+        .route("/me", get(accounts::me))
+        .route(
+            "/tokens",
+            post(accounts::create_token).get(accounts::list_tokens),
+        )
+        .route("/tokens/{id}", delete(accounts::revoke_token))
         .fallback(not_found)
 }
 

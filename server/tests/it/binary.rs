@@ -202,7 +202,7 @@ fn unknown_keys_stop_the_start_with_the_key_named() {
 
     std::fs::write(
         dir.path().join("custom.toml"),
-        "[ldap]\nurl = \"ldap://x\"\n",
+        "[frobnicator]\nurl = \"ldap://x\"\n",
     )
     .unwrap();
     let out = bootler(dir.path())
@@ -211,7 +211,7 @@ fn unknown_keys_stop_the_start_with_the_key_named() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("`ldap`"), "{stderr}");
+    assert!(stderr.contains("`frobnicator`"), "{stderr}");
 }
 
 #[test]
@@ -291,7 +291,7 @@ async fn user_add_creates_the_first_admin_who_can_sign_in() {
     .await
     .unwrap();
     let config = bootler_domain::Config::default();
-    let accounts = bootler_server::services::accounts(&config, &db);
+    let accounts = bootler_server::services::accounts(&config, &db).unwrap();
     let user = accounts
         .authenticate("boss", "correct horse battery", chrono::Utc::now())
         .await

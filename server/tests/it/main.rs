@@ -8,4 +8,7 @@ mod support;
 mod accounts;
 mod binary;
 mod http;
+mod ldap;
+mod mail;
 mod postgres;
+mod sessions;

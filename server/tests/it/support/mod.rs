@@ -1,2 +1,4 @@
 pub mod app;
 pub mod pg;
+pub mod slapd;
+pub mod smtp;

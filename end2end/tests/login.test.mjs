@@ -1,0 +1,82 @@
+// Signing in and out from the browser, with JavaScript and without; wrong
+// passwords get one generic answer and are rate limited.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startBootler, bootlerCommand } from './support/server.mjs';
+import { launchBrowser, screenshotPath, watchErrors } from './support/browser.mjs';
+
+for (const javaScriptEnabled of [true, false]) {
+  const mode = javaScriptEnabled ? 'hydrated' : 'no-js';
+
+  describe(`sign-in (${mode})`, () => {
+    let server;
+    let browser;
+
+    before(async () => {
+      server = await startBootler();
+      await bootlerCommand(server, ['user', 'add', 'ana', '--email', 'ana@uminho.pt', '--name', 'Ana Silva'], 'correct horse battery\n');
+      browser = await launchBrowser();
+    });
+
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+
+    test('sign in, see who is signed in, sign out', async () => {
+      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1100, height: 800 } });
+      const page = await context.newPage();
+      const errors = watchErrors(page);
+
+      await page.goto(server.url + '/login');
+      if (javaScriptEnabled) {
+        await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+      }
+      await page.getByLabel('Username or e-mail address').fill('ana');
+      await page.getByLabel('Password').fill('not the password');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('alert').getByText('Wrong username or password.').waitFor();
+      assert.equal(await page.getByLabel('Username or e-mail address').inputValue(), 'ana');
+      await page.screenshot({ path: screenshotPath(`login-error-${mode}`), fullPage: true });
+
+      await page.getByLabel('Password').fill('correct horse battery');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(server.url + '/');
+      await page.getByText('Ana Silva (ana)').waitFor();
+      await page.getByRole('heading', { name: 'Welcome back' }).waitFor();
+      const cookies = await context.cookies();
+      const session = cookies.find((c) => c.name === 'bootler_session');
+      assert.ok(session, 'session cookie set');
+      assert.equal(session.httpOnly, true);
+      assert.equal(session.sameSite, 'Lax');
+      await page.screenshot({ path: screenshotPath(`signed-in-${mode}`), fullPage: true });
+
+      const me = await page.request.get(server.url + '/api/v1/me');
+      assert.equal(me.status(), 200);
+      assert.equal((await me.json()).user.username, 'ana');
+
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL(server.url + '/');
+      await page.getByRole('link', { name: 'Sign in' }).waitFor();
+      assert.equal((await page.request.get(server.url + '/api/v1/me')).status(), 401);
+      assert.deepEqual(errors, []);
+      await context.close();
+    });
+
+    test('many wrong passwords are rate limited with a clear message', async () => {
+      const context = await browser.newContext({ javaScriptEnabled });
+      const page = await context.newPage();
+      for (let i = 0; i < 6; i++) {
+        await page.goto(server.url + '/login');
+        await page.getByLabel('Username or e-mail address').fill('ana');
+        await page.getByLabel('Password').fill(`wrong ${i}`);
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.getByRole('alert').waitFor();
+      }
+      const message = await page.getByRole('alert').innerText();
+      assert.match(message, /Too many failed sign-ins\. Try again in \d+ s\./);
+      await page.screenshot({ path: screenshotPath(`login-limited-${mode}`), fullPage: true });
+      await context.close();
+    });
+  });
+}
