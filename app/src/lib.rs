@@ -21,6 +21,7 @@ use leptos_router::{
 };
 
 pub mod components;
+pub mod hooks;
 pub mod pages;
 pub mod server_fns;
 

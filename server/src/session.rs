@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub const COOKIE: &str = "bootler_session";
+pub use bootler_domain::accounts::COOKIE;
 
 /// The session token from the `Cookie` header.
 pub fn token(headers: &HeaderMap) -> Option<String> {
@@ -20,11 +20,8 @@ pub fn token(headers: &HeaderMap) -> Option<String> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_string())
-        .filter(|v| !v.is_empty())
+        .find_map(bootler_domain::accounts::token_from_cookies)
+        .map(str::to_string)
 }
 
 /// `Set-Cookie` for a new session: HttpOnly, SameSite=Lax, Secure over HTTPS.

@@ -1,3 +1,4 @@
+pub mod alert;
 pub mod field;
 pub mod layout;
 pub mod tabs;

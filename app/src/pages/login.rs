@@ -3,30 +3,23 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
 
+use crate::components::alert::Alert;
 use crate::components::field::Field;
+use crate::hooks::query_param;
 use crate::server_fns::current_user::use_current_user;
-
-fn query(key: &'static str) -> Signal<String> {
-    let map = use_query_map();
-    Signal::derive(move || map.read().get(key).unwrap_or_default())
-}
 
 /// The sign-in form, used on `/login` and on the start page.
 #[component]
 pub fn SignInForm(#[prop(into, optional)] next: Signal<String>) -> impl IntoView {
-    let err = query("err");
     view! {
-        <Show when=move || !err.get().is_empty()>
-            <p class="alert alert-error" role="alert">{move || err.get()}</p>
-        </Show>
+        <Alert message=query_param("err") />
         <form method="post" action="/login" class="form">
             <input type="hidden" name="next" value=move || next.get() />
             <Field
                 name="login"
                 label="Username or e-mail address"
-                value=query("login")
+                value=query_param("login")
                 autocomplete="username"
                 required=true
             />
@@ -65,7 +58,7 @@ pub fn LoginPage() -> impl IntoView {
                     }
                 }
             >
-                <SignInForm next=query("next") />
+                <SignInForm next=query_param("next") />
             </Show>
         </section>
     }

@@ -7,25 +7,12 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_params_map;
 
+use crate::components::alert::Alert;
 use crate::components::field::Field;
+use crate::hooks::query_param;
 use crate::server_fns::registration_info::registration_info;
-
-/// A query parameter as a signal ("" when absent).
-fn query(key: &'static str) -> Signal<String> {
-    let map = use_query_map();
-    Signal::derive(move || map.read().get(key).unwrap_or_default())
-}
-
-#[component]
-fn Alert(#[prop(into)] message: Signal<String>) -> impl IntoView {
-    view! {
-        <Show when=move || !message.get().is_empty()>
-            <p class="alert alert-error" role="alert">{move || message.get()}</p>
-        </Show>
-    }
-}
 
 #[component]
 pub fn RegisterPage() -> impl IntoView {
@@ -68,14 +55,14 @@ pub fn RegisterPage() -> impl IntoView {
                 "One account for this site, the API and the lab's VPN. We send a link to your "
                 "institutional e-mail address to confirm it is yours."
             </p>
-            <Alert message=query("err") />
+            <Alert message=query_param("err") />
             <Suspense fallback=|| ()>
                 <form method="post" action="/register" class="form" novalidate>
                     <Field
                         name="username"
                         label="Username"
-                        value=query("username")
-                        error=query("err_username")
+                        value=query_param("username")
+                        error=query_param("err_username")
                         hint="3–32 characters: lower-case letters, digits, '-', '_' or '.', starting with a letter. It is also your login on the lab's machines."
                         autocomplete="username"
                         required=true
@@ -83,8 +70,8 @@ pub fn RegisterPage() -> impl IntoView {
                     <Field
                         name="display_name"
                         label="Your name"
-                        value=query("display_name")
-                        error=query("err_display_name")
+                        value=query_param("display_name")
+                        error=query_param("err_display_name")
                         autocomplete="name"
                         required=true
                     />
@@ -92,8 +79,8 @@ pub fn RegisterPage() -> impl IntoView {
                         name="email"
                         label="E-mail address"
                         kind="email"
-                        value=query("email")
-                        error=query("err_email")
+                        value=query_param("email")
+                        error=query_param("err_email")
                         hint=Signal::derive(domains_hint)
                         autocomplete="email"
                         required=true
@@ -102,7 +89,7 @@ pub fn RegisterPage() -> impl IntoView {
                         name="password"
                         label="Password"
                         kind="password"
-                        error=query("err_password")
+                        error=query_param("err_password")
                         hint=Signal::derive(password_hint)
                         autocomplete="new-password"
                         required=true
@@ -111,7 +98,7 @@ pub fn RegisterPage() -> impl IntoView {
                         name="password_confirm"
                         label="Password again"
                         kind="password"
-                        error=query("err_password_confirm")
+                        error=query_param("err_password_confirm")
                         autocomplete="new-password"
                         required=true
                     />
@@ -124,7 +111,7 @@ pub fn RegisterPage() -> impl IntoView {
 
 #[component]
 pub fn RegisterSentPage() -> impl IntoView {
-    let email = query("email");
+    let email = query_param("email");
     view! {
         <Title text="Check your mail" />
         <section class="card form-card">
@@ -145,7 +132,7 @@ pub fn RegisterSentPage() -> impl IntoView {
 pub fn ConfirmPage() -> impl IntoView {
     let params = use_params_map();
     let token = move || params.read().get("token").unwrap_or_default();
-    let err = query("err");
+    let err = query_param("err");
     view! {
         <Title text="Confirm your account" />
         <section class="card form-card">
@@ -173,7 +160,7 @@ pub fn ConfirmPage() -> impl IntoView {
 
 #[component]
 pub fn ConfirmedPage() -> impl IntoView {
-    let username = query("username");
+    let username = query_param("username");
     view! {
         <Title text="Account active" />
         <section class="card form-card">

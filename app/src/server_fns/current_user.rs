@@ -25,11 +25,9 @@ pub async fn current_user() -> Result<Option<SignedIn>, ServerFnError> {
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == "bootler_session")
-        .map(|(_, value)| value.to_string());
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        .find_map(bootler_domain::accounts::token_from_cookies)
+        .map(str::to_string);
+    let Some(token) = token else {
         return Ok(None);
     };
     let session = accounts

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{AccountError, Accounts, FieldError, Status, User, UserRow, select_user};
+use super::{AccountError, Accounts, FieldError, User};
 use crate::secret;
 
 /// Tokens start with this, so a leaked one is easy to recognise.
@@ -114,18 +114,9 @@ impl Accounts {
                 .await
         })?;
         let Some(row) = row else { return Ok(None) };
-        let user: Option<UserRow> = crate::with_pool!(&self.db, pool => {
-            sqlx::query_as(select_user!("WHERE id = $1"))
-                .bind(row.user_id)
-                .fetch_optional(pool)
-                .await
-        })?;
-        let Some((user, _)) = user.map(UserRow::into_user) else {
+        let Some(user) = self.active_user(row.user_id).await? else {
             return Ok(None);
         };
-        if user.status != Status::Active {
-            return Ok(None);
-        }
         // Record use at most once a minute.
         if row
             .last_used_at

@@ -25,7 +25,7 @@ use crate::mail::{MailError, SharedMailer};
 
 pub use api_tokens::{ApiToken, TOKEN_PREFIX};
 pub use register::{NewUser, Registration};
-pub use session::{NewSession, SESSION_TTL, Session};
+pub use session::{COOKIE, NewSession, SESSION_TTL, Session, token_from_cookies};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -232,6 +232,14 @@ impl Accounts {
                 .await
         })?;
         Ok(row.map(|r| r.into_user().0))
+    }
+
+    /// The account with this id if it is active (may sign in).
+    pub(crate) async fn active_user(&self, id: i64) -> Result<Option<User>, AccountError> {
+        Ok(self
+            .get(id)
+            .await?
+            .filter(|user| user.status == Status::Active))
     }
 
     /// Number of accounts with the admin role (any status).

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{AccountError, Accounts, Status, User, UserRow, select_user};
+use super::{AccountError, Accounts, User};
 use crate::secret;
 
 /// How long a session lasts without being used.
@@ -90,19 +90,10 @@ impl Accounts {
             self.sign_out(token).await?;
             return Ok(None);
         }
-        let user_row: Option<UserRow> = crate::with_pool!(&self.db, pool => {
-            sqlx::query_as(select_user!("WHERE id = $1"))
-                .bind(row.user_id)
-                .fetch_optional(pool)
-                .await
-        })?;
-        let Some((user, _)) = user_row.map(UserRow::into_user) else {
-            return Ok(None);
-        };
-        if user.status != Status::Active {
+        let Some(user) = self.active_user(row.user_id).await? else {
             self.sign_out(token).await?;
             return Ok(None);
-        }
+        };
         // Extend at most once a minute: no write on every request.
         if now - row.last_seen_at > Duration::minutes(1) {
             crate::with_pool!(&self.db, pool => {
@@ -130,5 +121,30 @@ impl Accounts {
                 .map(|_| ())
         })?;
         Ok(())
+    }
+}
+
+/// The session token in a `Cookie` header value, if any.
+pub fn token_from_cookies(cookie_header: &str) -> Option<&str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+        .filter(|v| !v.is_empty())
+}
+
+/// The name of the session cookie.
+pub const COOKIE: &str = "bootler_session";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        use super::token_from_cookies as t;
+        assert_eq!(t("a=1; bootler_session=abc_-9; b=2"), Some("abc_-9"));
+        assert_eq!(t("bootler_session="), None);
+        assert_eq!(t("other_bootler_session=x"), None);
+        assert_eq!(t(""), None);
     }
 }

@@ -1,0 +1,11 @@
+use leptos::prelude::*;
+
+/// An error message announced to screen readers; nothing when empty.
+#[component]
+pub fn Alert(#[prop(into)] message: Signal<String>) -> impl IntoView {
+    view! {
+        <Show when=move || !message.get().is_empty()>
+            <p class="alert alert-error" role="alert">{move || message.get()}</p>
+        </Show>
+    }
+}
