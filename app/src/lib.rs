@@ -29,6 +29,7 @@ use components::layout::Layout;
 use pages::home::HomePage;
 use pages::login::LoginPage;
 use pages::not_found::NotFound;
+use pages::password::{AccountPage, ForgotPage, ResetPage};
 use pages::register::{ConfirmPage, ConfirmedPage, RegisterPage, RegisterSentPage};
 use server_fns::current_user::{CurrentUserResource, current_user};
 
@@ -88,6 +89,13 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route path=StaticSegment("confirmed") view=ConfirmedPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("forgot") view=ForgotPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("reset"), ParamSegment("token"))
+                        view=ResetPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -3,28 +3,8 @@
 // without.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { startBootler } from './support/server.mjs';
+import { linkIn, outboxMails, startBootler } from './support/server.mjs';
 import { launchBrowser, screenshotPath, watchErrors } from './support/browser.mjs';
-
-function outboxMails(dataDir) {
-  let names = [];
-  try {
-    names = readdirSync(join(dataDir, 'outbox')).filter((n) => n.endsWith('.eml')).sort();
-  } catch {
-    return [];
-  }
-  return names.map((n) => readFileSync(join(dataDir, 'outbox', n), 'utf8'));
-}
-
-function confirmLink(eml) {
-  // Quoted-printable soft line breaks would split the link; undo them.
-  const text = eml.replace(/=\r?\n/g, '');
-  const match = text.match(/https?:\/\/[^\s]+\/confirm\/[A-Za-z0-9_-]+/);
-  assert.ok(match, `no confirmation link in:\n${eml}`);
-  return match[0];
-}
 
 for (const javaScriptEnabled of [true, false]) {
   const mode = javaScriptEnabled ? 'hydrated' : 'no-js';
@@ -76,7 +56,7 @@ for (const javaScriptEnabled of [true, false]) {
       assert.equal(await page.getByLabel('Password', { exact: true }).inputValue(), '');
       assert.equal(await page.getByLabel('Username').getAttribute('aria-invalid'), 'true');
       await page.screenshot({ path: screenshotPath(`register-errors-${mode}`), fullPage: true });
-      assert.equal(outboxMails(server.dataDir).length, 0);
+      assert.equal(outboxMails(server).length, 0);
 
       await page.getByLabel('Username').fill('ana');
       await page.getByLabel('E-mail address').fill('Ana@UMinho.pt');
@@ -88,10 +68,10 @@ for (const javaScriptEnabled of [true, false]) {
       await page.getByText('ana@uminho.pt').waitFor();
       await page.screenshot({ path: screenshotPath(`register-sent-${mode}`), fullPage: true });
 
-      const mails = outboxMails(server.dataDir);
+      const mails = outboxMails(server);
       assert.equal(mails.length, 1);
       assert.match(mails[0], /Subject: Confirm your Bootler account/);
-      const link = confirmLink(mails[0]);
+      const link = linkIn(mails[0], '/confirm/');
       assert.ok(link.startsWith(server.url + '/confirm/'), link);
 
       await page.goto(link);

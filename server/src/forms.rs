@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use std::net::SocketAddr;
 
-use bootler_domain::accounts::{AccountError, Registration};
+use bootler_domain::accounts::{AccountError, FieldError, Registration};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -25,18 +25,33 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/confirm", post(confirm))
         .route("/login", post(login))
         .route("/logout", post(logout))
+        .route("/forgot", post(forgot))
+        .route("/reset", post(reset))
+        .route("/account/password", post(change_password))
         .layer(axum::middleware::from_fn_with_state(state, same_origin))
 }
 
-/// `path?k=v&…`, URL-encoded.
-fn to(path: &str, params: &[(&str, &str)]) -> Redirect {
-    let params: Vec<_> = params.iter().filter(|(_, v)| !v.is_empty()).collect();
+/// `path?k=v&…`, URL-encoded; empty values are left out.
+fn to<K: AsRef<str>, V: AsRef<str>>(path: &str, params: &[(K, V)]) -> Redirect {
+    let params: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
     let query = serde_urlencoded::to_string(&params).unwrap_or_default();
     if query.is_empty() {
         Redirect::to(path)
     } else {
         Redirect::to(&format!("{path}?{query}"))
     }
+}
+
+/// `err_<field>=<message>` for each invalid field.
+fn field_params(errors: Vec<FieldError>) -> Vec<(String, String)> {
+    errors
+        .into_iter()
+        .map(|e| (format!("err_{}", e.field), e.message))
+        .collect()
 }
 
 /// A sentence for errors that do not belong to one field.
@@ -76,18 +91,13 @@ async fn register(
             )],
         );
     };
-    let keep = |errors: Vec<(String, String)>| {
-        let mut params: Vec<(&str, &str)> = vec![
-            ("username", form.username.as_str()),
-            ("display_name", form.display_name.as_str()),
-            ("email", form.email.as_str()),
+    let keep = |mut errors: Vec<(String, String)>| {
+        let mut params = vec![
+            ("username".to_string(), form.username.clone()),
+            ("display_name".to_string(), form.display_name.clone()),
+            ("email".to_string(), form.email.clone()),
         ];
-        let owned: Vec<(String, String)> = errors;
-        let borrowed: Vec<(&str, &str)> = owned
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        params.extend(borrowed);
+        params.append(&mut errors);
         to("/register", &params)
     };
     let result = state
@@ -105,12 +115,7 @@ async fn register(
         .await;
     match result {
         Ok(user) => to("/register/sent", &[("email", user.email.as_str())]),
-        Err(AccountError::Invalid(errors)) => keep(
-            errors
-                .into_iter()
-                .map(|e| (format!("err_{}", e.field), e.message))
-                .collect(),
-        ),
+        Err(AccountError::Invalid(errors)) => keep(field_params(errors)),
         Err(AccountError::Taken { field, message }) => {
             keep(vec![(format!("err_{field}"), message)])
         }
@@ -129,15 +134,7 @@ async fn confirm(
     form: Result<Form<ConfirmForm>, FormRejection>,
 ) -> Redirect {
     let token = form.map(|Form(f)| f.token).unwrap_or_default();
-    // Tokens are URL-safe base64; anything else cannot be one.
-    let safe = token
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    let back = if safe && !token.is_empty() {
-        format!("/confirm/{token}")
-    } else {
-        "/confirm/invalid".to_string()
-    };
+    let back = token_path("/confirm", &token);
     match state.accounts.confirm(&token, chrono::Utc::now()).await {
         Ok(user) => to("/confirmed", &[("username", user.username.as_str())]),
         Err(err) => to(&back, &[("err", general_message(err).as_str())]),
@@ -253,6 +250,160 @@ async fn logout(
         .headers_mut()
         .insert(header::SET_COOKIE, crate::session::clear_cookie(secure));
     response
+}
+
+#[derive(Deserialize)]
+struct ForgotForm {
+    #[serde(default)]
+    login: String,
+}
+
+/// Always the same answer, whether the account exists or not.
+async fn forgot(
+    State(state): State<AppState>,
+    form: Result<Form<ForgotForm>, FormRejection>,
+) -> Redirect {
+    let login = form.map(|Form(f)| f.login).unwrap_or_default();
+    if login.trim().is_empty() {
+        return to(
+            "/forgot",
+            &[("err", "Enter your username or e-mail address.")],
+        );
+    }
+    if let Err(err) = state
+        .accounts
+        .request_reset(&login, chrono::Utc::now())
+        .await
+    {
+        return to(
+            "/forgot",
+            &[
+                ("login", login.as_str()),
+                ("err", general_message(err).as_str()),
+            ],
+        );
+    }
+    to("/forgot", &[("sent", "1")])
+}
+
+#[derive(Deserialize)]
+struct ResetForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    new_password_confirm: String,
+}
+
+async fn reset(
+    State(state): State<AppState>,
+    form: Result<Form<ResetForm>, FormRejection>,
+) -> Redirect {
+    let Ok(Form(form)) = form else {
+        return to(
+            "/forgot",
+            &[("err", "The form could not be read; ask for a new link.")],
+        );
+    };
+    let back = token_path("/reset", &form.token);
+    match state
+        .accounts
+        .reset_password(
+            &form.token,
+            &form.new_password,
+            Some(&form.new_password_confirm),
+            chrono::Utc::now(),
+        )
+        .await
+    {
+        Ok(user) => to(
+            "/login",
+            &[
+                ("login", user.username.as_str()),
+                (
+                    "notice",
+                    "Your password was changed: sign in with the new one.",
+                ),
+            ],
+        ),
+        Err(AccountError::Invalid(errors)) => to(&back, &field_params(errors)),
+        Err(err) => to(&back, &[("err", general_message(err).as_str())]),
+    }
+}
+
+#[derive(Deserialize)]
+struct ChangePasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    new_password_confirm: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<ChangePasswordForm>, FormRejection>,
+) -> Redirect {
+    let now = chrono::Utc::now();
+    let session = match crate::session::token(&headers) {
+        Some(token) => state.accounts.session(&token, now).await.ok().flatten(),
+        None => None,
+    };
+    let Some(session) = session else {
+        return to(
+            "/login",
+            &[
+                ("next", "/account"),
+                ("err", "Sign in to change your password."),
+            ],
+        );
+    };
+    let Ok(Form(form)) = form else {
+        return to(
+            "/account",
+            &[("err", "The form could not be read; please try again.")],
+        );
+    };
+    if form.csrf != session.csrf_token {
+        return to(
+            "/account",
+            &[("err", "This form is stale; reload the page and try again.")],
+        );
+    }
+    match state
+        .accounts
+        .change_password(
+            &session.user,
+            &form.current_password,
+            &form.new_password,
+            Some(&form.new_password_confirm),
+            now,
+        )
+        .await
+    {
+        Ok(()) => to("/account", &[("notice", "Your password was changed.")]),
+        Err(AccountError::Invalid(errors)) => to("/account", &field_params(errors)),
+        Err(err) => to("/account", &[("err", general_message(err).as_str())]),
+    }
+}
+
+/// `/confirm/<token>` or `/reset/<token>` for a well-formed token, else a
+/// path that shows "not valid".
+fn token_path(prefix: &str, token: &str) -> String {
+    let safe = !token.is_empty()
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if safe {
+        format!("{prefix}/{token}")
+    } else {
+        format!("{prefix}/invalid")
+    }
 }
 
 /// Refuses form posts from other sites (CSRF): a browser says where a post

@@ -9,3 +9,13 @@ pub fn Alert(#[prop(into)] message: Signal<String>) -> impl IntoView {
         </Show>
     }
 }
+
+/// A confirmation that something worked; nothing when empty.
+#[component]
+pub fn Notice(#[prop(into)] message: Signal<String>) -> impl IntoView {
+    view! {
+        <Show when=move || !message.get().is_empty()>
+            <p class="notice" role="status">{move || message.get()}</p>
+        </Show>
+    }
+}

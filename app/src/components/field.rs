@@ -36,7 +36,8 @@ pub fn Field(
                 id=id
                 name=name
                 type=kind
-                prop:value=move || value.get()
+                // The attribute only: it sets the initial value and never
+                // overwrites what someone typed while the page hydrated.
                 value=move || value.get()
                 autocomplete=autocomplete
                 required=required

@@ -35,12 +35,12 @@ pub fn Layout(children: Children) -> impl IntoView {
                             }
                         }
                     >
-                        <span class="whoami" title="Signed in">
+                        <a href="/account" class="whoami" title="Your account">
                             {move || user.get().map(|u| u.display_name).unwrap_or_default()}
                             " ("
                             {move || user.get().map(|u| u.username).unwrap_or_default()}
                             ")"
-                        </span>
+                        </a>
                         <form method="post" action="/logout" class="inline-form">
                             <input
                                 type="hidden"

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::alert::Alert;
+use crate::components::alert::{Alert, Notice};
 use crate::components::field::Field;
 use crate::hooks::query_param;
 use crate::server_fns::current_user::use_current_user;
@@ -13,6 +13,7 @@ use crate::server_fns::current_user::use_current_user;
 #[component]
 pub fn SignInForm(#[prop(into, optional)] next: Signal<String>) -> impl IntoView {
     view! {
+        <Notice message=query_param("notice") />
         <Alert message=query_param("err") />
         <form method="post" action="/login" class="form">
             <input type="hidden" name="next" value=move || next.get() />
@@ -33,7 +34,8 @@ pub fn SignInForm(#[prop(into, optional)] next: Signal<String>) -> impl IntoView
             <button type="submit" class="button">"Sign in"</button>
         </form>
         <p class="hint">
-            "No account yet? " <a href="/register">"Create one"</a>
+            <a href="/forgot">"Forgot your password?"</a>
+            " · No account yet? " <a href="/register">"Create one"</a>
             " with your institutional e-mail address."
         </p>
     }
@@ -46,6 +48,7 @@ pub fn LoginPage() -> impl IntoView {
         <Title text="Sign in" />
         <section class="card form-card">
             <h1>"Sign in"</h1>
+            <Suspense fallback=|| ()>
             <Show
                 when=move || user.get().is_none()
                 fallback=move || {
@@ -60,6 +63,7 @@ pub fn LoginPage() -> impl IntoView {
             >
                 <SignInForm next=query_param("next") />
             </Show>
+            </Suspense>
         </section>
     }
 }

@@ -7,6 +7,7 @@ pub mod validate;
 mod api_tokens;
 mod confirm;
 mod login;
+mod password;
 mod register;
 mod session;
 #[cfg(test)]

@@ -468,3 +468,133 @@ async fn wrong_passwords_are_rate_limited_per_account_and_per_address() {
         .unwrap_err();
     assert!(matches!(err, AccountError::RateLimited { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn change_password_needs_the_current_one() {
+    let f = fixture().await;
+    let user = active_user(&f, "ana").await;
+    let err = f
+        .accounts
+        .change_password(&user, "wrong one!!", "a new long password", None, t0())
+        .await
+        .unwrap_err();
+    let AccountError::Invalid(errors) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(errors[0].field, "current_password");
+    let err = f
+        .accounts
+        .change_password(&user, "correct horse battery", "short", None, t0())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AccountError::Invalid(ref e) if e[0].field == "new_password"),
+        "{err}"
+    );
+    f.accounts
+        .change_password(
+            &user,
+            "correct horse battery",
+            "a new long password",
+            Some("a new long password"),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.accounts
+            .authenticate("ana", "correct horse battery", t0())
+            .await,
+        Err(AccountError::WrongCredentials)
+    ));
+    f.accounts
+        .authenticate("ana", "a new long password", t0())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn reset_by_mail_once_within_an_hour_and_sign_out_everywhere() {
+    let f = fixture().await;
+    active_user(&f, "ana").await;
+    let session = f
+        .accounts
+        .sign_in("ana", "correct horse battery", None, t0())
+        .await
+        .unwrap();
+
+    // Unknown accounts: no mail, no error.
+    f.accounts
+        .request_reset("nobody@uminho.pt", t0())
+        .await
+        .unwrap();
+    assert!(f.mails.0.lock().unwrap().is_empty());
+
+    f.accounts
+        .request_reset("ana@uminho.pt", t0())
+        .await
+        .unwrap();
+    // A second request within a minute sends nothing more.
+    f.accounts
+        .request_reset("ana", t0() + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    let mails = f.mails.0.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, "Reset your Bootler password");
+    let link = mails[0]
+        .text
+        .split_whitespace()
+        .find(|w| w.contains("/reset/"))
+        .unwrap()
+        .to_string();
+    assert!(link.starts_with("https://bootler.lab/reset/"), "{link}");
+    let token = link.rsplit('/').next().unwrap();
+
+    let err = f
+        .accounts
+        .reset_password(token, "a new long password", Some("another one"), t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AccountError::Invalid(_)), "{err}");
+    let err = f
+        .accounts
+        .reset_password(
+            token,
+            "a new long password",
+            None,
+            t0() + chrono::Duration::minutes(61),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AccountError::BadLink(ref m) if m.contains("expired")),
+        "{err}"
+    );
+
+    f.accounts
+        .reset_password(token, "a new long password", None, t0())
+        .await
+        .unwrap();
+    f.accounts
+        .authenticate("ana", "a new long password", t0())
+        .await
+        .unwrap();
+    assert!(
+        f.accounts
+            .session(&session.token, t0())
+            .await
+            .unwrap()
+            .is_none(),
+        "signed out everywhere"
+    );
+    let err = f
+        .accounts
+        .reset_password(token, "yet another password", None, t0())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AccountError::BadLink(ref m) if m.contains("already used")),
+        "{err}"
+    );
+}

@@ -1,7 +1,7 @@
 // Starts the real `bootler` binary on a free loopback port with its own
 // temporary data folder, and stops it again.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -84,4 +84,25 @@ export async function startBootler(extraEnv = {}) {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/// The mails a server wrote to its outbox, oldest first, as raw text.
+export function outboxMails(server) {
+  const dir = join(server.dataDir, 'outbox');
+  let names = [];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.eml')).sort();
+  } catch {
+    return [];
+  }
+  return names.map((n) => readFileSync(join(dir, n), 'utf8'));
+}
+
+/// The first link to `path` (e.g. `/confirm/`) in a raw mail.
+export function linkIn(eml, path) {
+  // Quoted-printable soft line breaks would split the link; undo them.
+  const text = eml.replace(/=\r?\n/g, '');
+  const match = text.match(new RegExp(`https?://[^\\s]+${path}[A-Za-z0-9_-]+`));
+  if (!match) throw new Error(`no ${path} link in:\n${eml}`);
+  return match[0];
 }

@@ -107,3 +107,29 @@ pub async fn revoke_token(
         )))
     }
 }
+
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/v1/me/password {"current_password", "new_password"}` → 204.
+pub async fn change_password(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    body: Result<Json<PasswordChange>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(change) = body?;
+    state
+        .accounts
+        .change_password(
+            &user,
+            &change.current_password,
+            &change.new_password,
+            None,
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

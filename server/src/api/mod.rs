@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/register", post(accounts::register))
         .route("/confirm", post(accounts::confirm))
         .route("/me", get(accounts::me))
+        .route("/me/password", post(accounts::change_password))
         .route(
             "/tokens",
             post(accounts::create_token).get(accounts::list_tokens),

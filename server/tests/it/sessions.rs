@@ -309,3 +309,96 @@ async fn api_tokens_by_basic_auth_bearer_use_and_revocation() {
     assert_eq!(res.status(), 401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn forgotten_password_reset_by_mail_and_change_over_the_api() {
+    let app = TestApp::sqlite().await;
+    add_user(&app, "ana").await;
+    let mails_before = app.mails().len();
+
+    // The same answer for unknown accounts, and no mail.
+    let res = app
+        .client
+        .post(format!("{}/forgot", app.url))
+        .form(&[("login", "nobody")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/forgot?sent=1");
+    let res = app
+        .client
+        .post(format!("{}/forgot", app.url))
+        .form(&[("login", "ana")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/forgot?sent=1");
+    let mails = app.mails();
+    assert_eq!(mails.len(), mails_before + 1);
+    let mail = mails.last().unwrap();
+    assert_eq!(mail.subject, "Reset your Bootler password");
+    let link = mail
+        .text
+        .split_whitespace()
+        .find(|w| w.contains("/reset/"))
+        .unwrap();
+    let token = link.rsplit('/').next().unwrap().to_string();
+
+    let res = app
+        .client
+        .post(format!("{}/reset", app.url))
+        .form(&[
+            ("token", token.as_str()),
+            ("new_password", "short"),
+            ("new_password_confirm", "short"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("/reset/{token}?err_new_password=")),
+        "{location}"
+    );
+
+    let res = app
+        .client
+        .post(format!("{}/reset", app.url))
+        .form(&[
+            ("token", token.as_str()),
+            ("new_password", "a brand new password"),
+            ("new_password_confirm", "a brand new password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?login=ana&notice=")
+    );
+
+    // The new password works; change it again over the API with HTTP Basic.
+    let res = app
+        .client
+        .post(format!("{}/api/v1/me/password", app.url))
+        .basic_auth("ana", Some("a brand new password"))
+        .json(&serde_json::json!({"current_password": "wrong", "new_password": "third password here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let res = app
+        .client
+        .post(format!("{}/api/v1/me/password", app.url))
+        .basic_auth("ana", Some("a brand new password"))
+        .json(&serde_json::json!({"current_password": "a brand new password", "new_password": "third password here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = login(&app, "ana", "third password here").await;
+    assert!(session_cookie(&res).is_some());
+    app.stop().await;
+}

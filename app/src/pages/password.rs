@@ -1,0 +1,147 @@
+//! `/forgot`, `/reset/:token` and `/account` (change password). Plain form
+//! posts with redirects, like every form here.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::components::alert::{Alert, Notice};
+use crate::components::field::Field;
+use crate::hooks::query_param;
+use crate::server_fns::current_user::use_current_user;
+
+#[component]
+pub fn ForgotPage() -> impl IntoView {
+    let sent = query_param("sent");
+    view! {
+        <Title text="Forgot your password?" />
+        <section class="card form-card">
+            <h1>"Forgot your password?"</h1>
+            <Alert message=query_param("err") />
+            <Show
+                when=move || sent.get().is_empty()
+                fallback=|| {
+                    view! {
+                        <p class="notice" role="status">
+                            "If an account matches, a link to choose a new password is on its way. "
+                            "It is valid for an hour."
+                        </p>
+                    }
+                }
+            >
+                <p>"Enter your username or e-mail address; we mail you a link to choose a new password."</p>
+                <form method="post" action="/forgot" class="form">
+                    <Field
+                        name="login"
+                        label="Username or e-mail address"
+                        value=query_param("login")
+                        autocomplete="username"
+                        required=true
+                    />
+                    <button type="submit" class="button">"Send the link"</button>
+                </form>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+pub fn ResetPage() -> impl IntoView {
+    let params = use_params_map();
+    let token = move || params.read().get("token").unwrap_or_default();
+    view! {
+        <Title text="Choose a new password" />
+        <section class="card form-card">
+            <h1>"Choose a new password"</h1>
+            <Alert message=query_param("err") />
+            <form method="post" action="/reset" class="form">
+                <input type="hidden" name="token" value=token />
+                <Field
+                    name="new_password"
+                    label="New password"
+                    kind="password"
+                    error=query_param("err_new_password")
+                    autocomplete="new-password"
+                    required=true
+                />
+                <Field
+                    name="new_password_confirm"
+                    label="New password again"
+                    kind="password"
+                    error=query_param("err_new_password_confirm")
+                    autocomplete="new-password"
+                    required=true
+                />
+                <button type="submit" class="button">"Set the password"</button>
+            </form>
+        </section>
+    }
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let user = use_current_user();
+    view! {
+        <Title text="Your account" />
+        <section class="card form-card">
+            <h1>"Your account"</h1>
+            <Suspense fallback=|| ()>
+            <Show
+                when=move || user.get().is_some()
+                fallback=|| {
+                    view! {
+                        <p>
+                            <a href="/login?next=/account">"Sign in"</a>
+                            " to see your account."
+                        </p>
+                    }
+                }
+            >
+                <p>
+                    "Signed in as "
+                    <strong>{move || user.get().map(|u| u.username).unwrap_or_default()}</strong>
+                    "."
+                </p>
+                <h2>"Change your password"</h2>
+                <p class="hint">
+                    "The new password also opens the lab's VPN and the API (HTTP Basic)."
+                </p>
+                <Notice message=query_param("notice") />
+                <Alert message=query_param("err") />
+                <form method="post" action="/account/password" class="form">
+                    <input
+                        type="hidden"
+                        name="csrf"
+                        value=move || user.get().map(|u| u.csrf).unwrap_or_default()
+                    />
+                    <Field
+                        name="current_password"
+                        label="Current password"
+                        kind="password"
+                        error=query_param("err_current_password")
+                        autocomplete="current-password"
+                        required=true
+                    />
+                    <Field
+                        name="new_password"
+                        label="New password"
+                        kind="password"
+                        error=query_param("err_new_password")
+                        autocomplete="new-password"
+                        required=true
+                    />
+                    <Field
+                        name="new_password_confirm"
+                        label="New password again"
+                        kind="password"
+                        error=query_param("err_new_password_confirm")
+                        autocomplete="new-password"
+                        required=true
+                    />
+                    <button type="submit" class="button">"Change password"</button>
+                </form>
+            </Show>
+            </Suspense>
+        </section>
+    }
+}
