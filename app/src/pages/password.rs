@@ -10,6 +10,30 @@ use crate::components::field::Field;
 use crate::hooks::query_param;
 use crate::server_fns::current_user::use_current_user;
 
+/// The new password, twice, with the errors `POST /reset` and
+/// `POST /account/password` send back.
+#[component]
+fn NewPasswordFields() -> impl IntoView {
+    view! {
+        <Field
+            name="new_password"
+            label="New password"
+            kind="password"
+            error=query_param("err_new_password")
+            autocomplete="new-password"
+            required=true
+        />
+        <Field
+            name="new_password_confirm"
+            label="New password again"
+            kind="password"
+            error=query_param("err_new_password_confirm")
+            autocomplete="new-password"
+            required=true
+        />
+    }
+}
+
 #[component]
 pub fn ForgotPage() -> impl IntoView {
     let sent = query_param("sent");
@@ -56,22 +80,7 @@ pub fn ResetPage() -> impl IntoView {
             <Alert message=query_param("err") />
             <form method="post" action="/reset" class="form">
                 <input type="hidden" name="token" value=token />
-                <Field
-                    name="new_password"
-                    label="New password"
-                    kind="password"
-                    error=query_param("err_new_password")
-                    autocomplete="new-password"
-                    required=true
-                />
-                <Field
-                    name="new_password_confirm"
-                    label="New password again"
-                    kind="password"
-                    error=query_param("err_new_password_confirm")
-                    autocomplete="new-password"
-                    required=true
-                />
+                <NewPasswordFields />
                 <button type="submit" class="button">"Set the password"</button>
             </form>
         </section>
@@ -122,22 +131,7 @@ pub fn AccountPage() -> impl IntoView {
                         autocomplete="current-password"
                         required=true
                     />
-                    <Field
-                        name="new_password"
-                        label="New password"
-                        kind="password"
-                        error=query_param("err_new_password")
-                        autocomplete="new-password"
-                        required=true
-                    />
-                    <Field
-                        name="new_password_confirm"
-                        label="New password again"
-                        kind="password"
-                        error=query_param("err_new_password_confirm")
-                        autocomplete="new-password"
-                        required=true
-                    />
+                    <NewPasswordFields />
                     <button type="submit" class="button">"Change password"</button>
                 </form>
             </Show>
