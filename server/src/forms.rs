@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/forgot", post(forgot))
+        .route("/register/resend", post(resend))
         .route("/reset", post(reset))
         .route("/account/password", post(change_password))
         .layer(axum::middleware::from_fn_with_state(state, same_origin))
@@ -284,6 +285,29 @@ async fn forgot(
         );
     }
     to("/forgot", &[("sent", "1")])
+}
+
+#[derive(Deserialize)]
+struct ResendForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// Always the same answer, whether a pending account has this address or not.
+async fn resend(
+    State(state): State<AppState>,
+    form: Result<Form<ResendForm>, FormRejection>,
+) -> Redirect {
+    let email = form.map(|Form(f)| f.email).unwrap_or_default();
+    let back = |extra: (&str, &str)| to("/register/sent", &[("email", email.as_str()), extra]);
+    match state
+        .accounts
+        .resend_confirmation(&email, chrono::Utc::now())
+        .await
+    {
+        Ok(()) => back(("resent", "1")),
+        Err(err) => back(("err", general_message(err).as_str())),
+    }
 }
 
 #[derive(Deserialize)]

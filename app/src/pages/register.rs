@@ -120,10 +120,19 @@ pub fn RegisterSentPage() -> impl IntoView {
                 "We sent a confirmation link to " <strong>{move || email.get()}</strong>
                 ". Open it to activate your account; it is valid for a day."
             </p>
+            <Show when=move || !query_param("resent").get().is_empty()>
+                <p class="notice" role="status">
+                    "If this address has an account waiting for confirmation, a new link is on its way."
+                </p>
+            </Show>
+            <Alert message=query_param("err") />
             <p class="hint">
-                "Nothing arrived after a few minutes? Look in the spam folder. If the link expired, "
-                "register again with the same username."
+                "Nothing arrived after a few minutes? Look in the spam folder, or send the link again."
             </p>
+            <form method="post" action="/register/resend" class="form">
+                <input type="hidden" name="email" value=move || email.get() />
+                <button type="submit" class="button button-quiet">"Send the link again"</button>
+            </form>
         </section>
     }
 }

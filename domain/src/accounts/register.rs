@@ -127,6 +127,47 @@ impl Accounts {
         Ok(user)
     }
 
+    /// Sends a new confirmation link to a pending account with this address
+    /// (at most one a minute). Says nothing either way (no enumeration).
+    pub async fn resend_confirmation(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AccountError> {
+        let Ok(email) = validate::email(email) else {
+            return Ok(());
+        };
+        let Some(user) = self.find(&email).await? else {
+            return Ok(());
+        };
+        if user.status != super::Status::Pending
+            || self.mailed_recently(user.id, "confirm", now).await?
+        {
+            return Ok(());
+        }
+        let token = secret::new_token().map_err(|e| AccountError::Internal(e.to_string()))?;
+        let expires_at = now
+            + chrono::Duration::from_std(self.settings.confirmation_ttl)
+                .map_err(|e| AccountError::Internal(e.to_string()))?;
+        crate::with_pool!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) \
+                 VALUES ($1, $2, 'confirm', $3, $4)",
+            )
+            .bind(secret::token_hash(&token))
+            .bind(user.id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        self.mailer
+            .send(&self.confirmation_mail(&user, &token))
+            .await?;
+        Ok(())
+    }
+
     fn confirmation_mail(&self, user: &User, token: &str) -> Mail {
         let hours = self.settings.confirmation_ttl.as_secs() / 3600;
         Mail {

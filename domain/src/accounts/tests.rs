@@ -598,3 +598,51 @@ async fn reset_by_mail_once_within_an_hour_and_sign_out_everywhere() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn confirmation_can_be_resent_once_a_minute_to_pending_accounts_only() {
+    let f = fixture().await;
+    f.accounts
+        .register(form("ana", "ana@uminho.pt"), t0())
+        .await
+        .unwrap();
+    // Within the minute: nothing more.
+    f.accounts
+        .resend_confirmation("ana@uminho.pt", t0() + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(f.mails.0.lock().unwrap().len(), 1);
+    // Unknown addresses: nothing, and no error.
+    f.accounts
+        .resend_confirmation("nobody@uminho.pt", t0())
+        .await
+        .unwrap();
+    f.accounts
+        .resend_confirmation("not an address", t0())
+        .await
+        .unwrap();
+    assert_eq!(f.mails.0.lock().unwrap().len(), 1);
+    let later = t0() + chrono::Duration::minutes(2);
+    f.accounts
+        .resend_confirmation("ANA@uminho.pt", later)
+        .await
+        .unwrap();
+    assert_eq!(f.mails.0.lock().unwrap().len(), 2);
+    // The new link works, also after the first one expired.
+    let token = f.last_token();
+    let user = f
+        .accounts
+        .confirm(
+            &token,
+            t0() + chrono::Duration::hours(24) + chrono::Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(user.status, Status::Active);
+    // Active accounts get no more confirmation mails.
+    f.accounts
+        .resend_confirmation("ana@uminho.pt", t0() + chrono::Duration::hours(26))
+        .await
+        .unwrap();
+    assert_eq!(f.mails.0.lock().unwrap().len(), 2);
+}

@@ -235,3 +235,32 @@ async fn the_registration_form_redirects_with_errors_or_to_the_next_page() {
     assert_eq!(res.status(), 303);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_confirmation_link_can_be_sent_again() {
+    let app = TestApp::sqlite().await;
+    let res = app
+        .post_json("/api/v1/register", registration("ana", "ana@uminho.pt"))
+        .await;
+    assert_eq!(res.status(), 202);
+    let resend = |email: &'static str| {
+        app.client
+            .post(format!("{}/register/resend", app.url))
+            .form(&[("email", email)])
+            .send()
+    };
+    // Within a minute of the first mail: the same answer, no second mail.
+    let res = resend("ana@uminho.pt").await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "/register/sent?email=ana%40uminho.pt&resent=1"
+    );
+    let res = resend("nobody@uminho.pt").await.unwrap();
+    assert_eq!(
+        res.headers()["location"],
+        "/register/sent?email=nobody%40uminho.pt&resent=1"
+    );
+    assert_eq!(app.mails().len(), 1);
+    app.stop().await;
+}
