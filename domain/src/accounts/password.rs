@@ -74,20 +74,9 @@ impl Accounts {
         if user.status != Status::Active || self.mailed_recently(user.id, "reset", now).await? {
             return Ok(());
         }
-        let token = secret::new_token().map_err(|e| AccountError::Internal(e.to_string()))?;
-        crate::with_pool!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) \
-                 VALUES ($1, $2, 'reset', $3, $4)",
-            )
-            .bind(secret::token_hash(&token))
-            .bind(user.id)
-            .bind(now)
-            .bind(now + RESET_TTL)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })?;
+        let token = self
+            .new_email_token(user.id, "reset", now, now + RESET_TTL)
+            .await?;
         self.mailer
             .send(&Mail {
                 to: user.email.clone(),
@@ -172,6 +161,32 @@ impl Accounts {
         self.clear_failures(&user.username).await?;
         tracing::info!(username = %user.username, "password reset");
         Ok(user)
+    }
+
+    /// Stores a new single-use mail link for `user_id` and returns its secret.
+    pub(crate) async fn new_email_token(
+        &self,
+        user_id: i64,
+        purpose: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, AccountError> {
+        let token = secret::new_token().map_err(|e| AccountError::Internal(e.to_string()))?;
+        crate::with_pool!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(secret::token_hash(&token))
+            .bind(user_id)
+            .bind(purpose)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(token)
     }
 
     /// Whether a mail of this purpose went to the account within [`MAIL_INTERVAL`].

@@ -145,23 +145,12 @@ impl Accounts {
         {
             return Ok(());
         }
-        let token = secret::new_token().map_err(|e| AccountError::Internal(e.to_string()))?;
         let expires_at = now
             + chrono::Duration::from_std(self.settings.confirmation_ttl)
                 .map_err(|e| AccountError::Internal(e.to_string()))?;
-        crate::with_pool!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) \
-                 VALUES ($1, $2, 'confirm', $3, $4)",
-            )
-            .bind(secret::token_hash(&token))
-            .bind(user.id)
-            .bind(now)
-            .bind(expires_at)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })?;
+        let token = self
+            .new_email_token(user.id, "confirm", now, expires_at)
+            .await?;
         self.mailer
             .send(&self.confirmation_mail(&user, &token))
             .await?;
