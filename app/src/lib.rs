@@ -26,10 +26,12 @@ pub mod pages;
 pub mod server_fns;
 
 use components::layout::Layout;
+use pages::account::AccountPage;
+use pages::admin_users::AdminUsersPage;
 use pages::home::HomePage;
 use pages::login::LoginPage;
 use pages::not_found::NotFound;
-use pages::password::{AccountPage, ForgotPage, ResetPage};
+use pages::password::{ForgotPage, ResetPage};
 use pages::register::{ConfirmPage, ConfirmedPage, RegisterPage, RegisterSentPage};
 use server_fns::current_user::{CurrentUserResource, current_user};
 
@@ -96,6 +98,11 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("users"))
+                        view=AdminUsersPage
+                        ssr=SsrMode::Async
+                    />
                 </Routes>
             </Layout>
         </Router>

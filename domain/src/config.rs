@@ -127,6 +127,19 @@ pub struct LdapConfig {
     pub timeout_seconds: u64,
     /// How `userPassword` is hashed.
     pub password_scheme: PasswordScheme,
+    /// Marks disabled accounts with this attribute (set to
+    /// `disabled_value`; removed again on enabling). With OpenLDAP's
+    /// ppolicy overlay, `pwdAccountLockedTime` = `000001010000Z` makes
+    /// the server itself refuse their binds.
+    pub disabled_attribute: Option<String>,
+    /// The value of `disabled_attribute` on disabled accounts.
+    pub disabled_value: String,
+    /// Adds disabled accounts to this group (which must exist), for
+    /// services that filter on group membership.
+    pub disabled_group_dn: Option<String>,
+    /// The group's member attribute: `memberUid` (a posixGroup, holds the
+    /// username) or `member`/`uniqueMember` (holds the entry's DN).
+    pub disabled_group_member_attribute: String,
 }
 
 impl Default for LdapConfig {
@@ -144,6 +157,10 @@ impl Default for LdapConfig {
             login_shell: "/bin/bash".into(),
             timeout_seconds: 5,
             password_scheme: PasswordScheme::Ssha,
+            disabled_attribute: None,
+            disabled_value: "000001010000Z".into(),
+            disabled_group_dn: None,
+            disabled_group_member_attribute: "memberUid".into(),
         }
     }
 }
@@ -167,6 +184,13 @@ impl std::fmt::Debug for LdapConfig {
             .field("login_shell", &self.login_shell)
             .field("timeout_seconds", &self.timeout_seconds)
             .field("password_scheme", &self.password_scheme)
+            .field("disabled_attribute", &self.disabled_attribute)
+            .field("disabled_value", &self.disabled_value)
+            .field("disabled_group_dn", &self.disabled_group_dn)
+            .field(
+                "disabled_group_member_attribute",
+                &self.disabled_group_member_attribute,
+            )
             .finish()
     }
 }
@@ -469,6 +493,34 @@ impl LdapConfig {
         required("ldap.url", &self.url)?;
         required("ldap.bind_dn", &self.bind_dn)?;
         required("ldap.users_dn", &self.users_dn)?;
+        let attribute_name = |key: &str, name: &str| {
+            let mut chars = name.chars();
+            let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!(
+                        "`{name}` is not an LDAP attribute name (letters, digits and `-`, starting with a letter)"
+                    ),
+                ))
+            }
+        };
+        if let Some(name) = &self.disabled_attribute {
+            attribute_name("ldap.disabled_attribute", name)?;
+            if self.disabled_value.is_empty() {
+                return Err(invalid(
+                    "ldap.disabled_value",
+                    "must not be empty when ldap.disabled_attribute is set".to_string(),
+                ));
+            }
+        }
+        attribute_name(
+            "ldap.disabled_group_member_attribute",
+            &self.disabled_group_member_attribute,
+        )?;
         let url = self.url.as_deref().unwrap_or_default();
         let ldaps = url.starts_with("ldaps://");
         if !(ldaps || url.starts_with("ldap://")) {

@@ -8,6 +8,7 @@ pub mod db;
 pub mod directory;
 pub mod mail;
 pub mod secret;
+pub mod ssh_key;
 
 pub use config::Config;
 pub use db::Db;

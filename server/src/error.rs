@@ -128,6 +128,9 @@ impl From<AccountError> for ApiError {
             AccountError::BadLink(message) => ApiError::Unprocessable(message),
             AccountError::WrongCredentials => ApiError::Unauthorized(err.to_string()),
             AccountError::NotActive(message) => ApiError::Forbidden(message),
+            AccountError::NotFound(message) => ApiError::NotFound(message),
+            AccountError::Forbidden(message) => ApiError::Forbidden(message),
+            AccountError::Conflict(message) => ApiError::Conflict(message),
             AccountError::RateLimited { .. } => ApiError::RateLimited(err.to_string()),
             AccountError::Directory(bootler_domain::directory::DirectoryError::Unavailable(_)) => {
                 tracing::warn!(error = %err, "directory unavailable");

@@ -35,6 +35,9 @@ pub fn Layout(children: Children) -> impl IntoView {
                             }
                         }
                     >
+                        <Show when=move || user.get().is_some_and(|u| u.admin)>
+                            <a href="/admin/users">"Users"</a>
+                        </Show>
                         <a href="/account" class="whoami" title="Your account">
                             {move || user.get().map(|u| u.display_name).unwrap_or_default()}
                             " ("

@@ -1,19 +1,18 @@
-//! `/forgot`, `/reset/:token` and `/account` (change password). Plain form
-//! posts with redirects, like every form here.
+//! `/forgot` and `/reset/:token`. Plain form posts with redirects, like
+//! every form here.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::components::alert::{Alert, Notice};
+use crate::components::alert::Alert;
 use crate::components::field::Field;
 use crate::hooks::query_param;
-use crate::server_fns::current_user::use_current_user;
 
 /// The new password, twice, with the errors `POST /reset` and
 /// `POST /account/password` send back.
 #[component]
-fn NewPasswordFields() -> impl IntoView {
+pub fn NewPasswordFields() -> impl IntoView {
     view! {
         <Field
             name="new_password"
@@ -83,59 +82,6 @@ pub fn ResetPage() -> impl IntoView {
                 <NewPasswordFields />
                 <button type="submit" class="button">"Set the password"</button>
             </form>
-        </section>
-    }
-}
-
-#[component]
-pub fn AccountPage() -> impl IntoView {
-    let user = use_current_user();
-    view! {
-        <Title text="Your account" />
-        <section class="card form-card">
-            <h1>"Your account"</h1>
-            <Suspense fallback=|| ()>
-            <Show
-                when=move || user.get().is_some()
-                fallback=|| {
-                    view! {
-                        <p>
-                            <a href="/login?next=/account">"Sign in"</a>
-                            " to see your account."
-                        </p>
-                    }
-                }
-            >
-                <p>
-                    "Signed in as "
-                    <strong>{move || user.get().map(|u| u.username).unwrap_or_default()}</strong>
-                    "."
-                </p>
-                <h2>"Change your password"</h2>
-                <p class="hint">
-                    "The new password also opens the lab's VPN and the API (HTTP Basic)."
-                </p>
-                <Notice message=query_param("notice") />
-                <Alert message=query_param("err") />
-                <form method="post" action="/account/password" class="form">
-                    <input
-                        type="hidden"
-                        name="csrf"
-                        value=move || user.get().map(|u| u.csrf).unwrap_or_default()
-                    />
-                    <Field
-                        name="current_password"
-                        label="Current password"
-                        kind="password"
-                        error=query_param("err_current_password")
-                        autocomplete="current-password"
-                        required=true
-                    />
-                    <NewPasswordFields />
-                    <button type="submit" class="button">"Change password"</button>
-                </form>
-            </Show>
-            </Suspense>
         </section>
     }
 }

@@ -14,32 +14,50 @@ pub struct SignedIn {
 /// The signed-in user of this request, from the session cookie.
 #[server(prefix = "/sfn", endpoint = "current_user")]
 pub async fn current_user() -> Result<Option<SignedIn>, ServerFnError> {
-    use bootler_domain::accounts::{Accounts, Role};
-    let accounts =
-        use_context::<Accounts>().ok_or_else(|| ServerFnError::new("accounts service missing"))?;
-    let Some(parts) = use_context::<http::request::Parts>() else {
-        return Ok(None);
-    };
-    let token = parts
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(bootler_domain::accounts::token_from_cookies)
-        .map(str::to_string);
-    let Some(token) = token else {
-        return Ok(None);
-    };
-    let session = accounts
-        .session(&token, chrono::Utc::now())
-        .await
-        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    use bootler_domain::accounts::Role;
+    let session = request_session().await?;
     Ok(session.map(|s| SignedIn {
         admin: s.user.role == Role::Admin,
         username: s.user.username,
         display_name: s.user.display_name,
         csrf: s.csrf_token,
     }))
+}
+
+/// The accounts service of this request.
+#[cfg(feature = "ssr")]
+pub fn accounts() -> Result<bootler_domain::accounts::Accounts, ServerFnError> {
+    use_context::<bootler_domain::accounts::Accounts>()
+        .ok_or_else(|| ServerFnError::new("accounts service missing"))
+}
+
+/// A cookie of this request by name.
+#[cfg(feature = "ssr")]
+pub fn request_cookie(name: &str) -> Option<String> {
+    let parts = use_context::<http::request::Parts>()?;
+    parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
+        .filter(|value| !value.is_empty())
+}
+
+/// The session of this request (signed in and active), if any.
+#[cfg(feature = "ssr")]
+pub async fn request_session() -> Result<Option<bootler_domain::accounts::Session>, ServerFnError> {
+    let accounts = accounts()?;
+    let Some(token) = request_cookie(bootler_domain::accounts::COOKIE) else {
+        return Ok(None);
+    };
+    accounts
+        .session(&token, chrono::Utc::now())
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
 }
 
 /// The signed-in user as a resource every page shares (provided by `App`).

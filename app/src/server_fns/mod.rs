@@ -1,5 +1,7 @@
 //! Server functions: one per file. The browser calls them over HTTP under
 //! `/sfn/`; during server rendering they run in-process.
 
+pub mod account;
+pub mod admin_users;
 pub mod current_user;
 pub mod registration_info;

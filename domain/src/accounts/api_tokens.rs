@@ -91,6 +91,24 @@ impl Accounts {
         Ok(done == 1)
     }
 
+    /// `user`'s token with this secret, without counting it as a use (for
+    /// showing a token just created).
+    pub async fn own_token(
+        &self,
+        user: &User,
+        secret: &str,
+    ) -> Result<Option<ApiToken>, AccountError> {
+        Ok(crate::with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE token_hash = $1 AND user_id = $2",
+            )
+            .bind(secret::token_hash(secret))
+            .bind(user.id)
+            .fetch_optional(pool)
+            .await
+        })?)
+    }
+
     /// The active user a bearer token belongs to.
     pub async fn token_user(
         &self,

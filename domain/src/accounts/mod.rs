@@ -4,10 +4,12 @@
 
 pub mod validate;
 
+mod admin;
 mod api_tokens;
 mod confirm;
 mod login;
 mod password;
+mod profile;
 mod register;
 mod session;
 #[cfg(test)]
@@ -24,7 +26,9 @@ use crate::db::Db;
 use crate::directory::{DirectoryError, Entry, SharedDirectory};
 use crate::mail::{MailError, SharedMailer};
 
+pub use admin::{UserList, UserQuery};
 pub use api_tokens::{ApiToken, TOKEN_PREFIX};
+pub use profile::{MAX_SSH_KEYS, SshKey};
 pub use register::{NewUser, Registration};
 pub use session::{COOKIE, NewSession, SESSION_TTL, Session, token_from_cookies};
 
@@ -152,6 +156,16 @@ pub enum AccountError {
     /// Right password, but the account cannot sign in (yet).
     #[error("{0}")]
     NotActive(String),
+    /// No such account (admin actions name accounts).
+    #[error("{0}")]
+    NotFound(String),
+    /// Not allowed for this caller (not an admin, or an admin acting on
+    /// their own account).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The account is not in a state where this makes sense.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error(transparent)]

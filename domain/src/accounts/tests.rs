@@ -646,3 +646,329 @@ async fn confirmation_can_be_resent_once_a_minute_to_pending_accounts_only() {
         .unwrap();
     assert_eq!(f.mails.0.lock().unwrap().len(), 2);
 }
+
+async fn admin_user(f: &Fixture, username: &str) -> User {
+    let user = active_user(f, username).await;
+    let mut first_admin = user.clone();
+    first_admin.role = Role::Admin;
+    // Promote through the database: the first admin comes from `user add`.
+    crate::with_pool!(&f.accounts.db, pool => {
+        sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+            .bind(user.id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+    .unwrap();
+    first_admin
+}
+
+#[tokio::test]
+async fn admins_list_and_search_accounts() {
+    let f = fixture().await;
+    let boss = admin_user(&f, "boss").await;
+    active_user(&f, "ana").await;
+    active_user(&f, "bruno").await;
+    f.accounts
+        .register(form("carla_x", "carla@uminho.pt"), t0())
+        .await
+        .unwrap();
+    let all = f
+        .accounts
+        .list_users(
+            &boss,
+            &UserQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.total, 4);
+    let pending = f
+        .accounts
+        .list_users(
+            &boss,
+            &UserQuery {
+                status: Some(Status::Pending),
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pending
+            .users
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>(),
+        ["carla_x"]
+    );
+    // By part of the address, case-insensitive; `_` is not a wildcard.
+    let found = f
+        .accounts
+        .list_users(
+            &boss,
+            &UserQuery {
+                search: "BRU".into(),
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.users.len(), 1);
+    assert_eq!(found.users[0].username, "bruno");
+    let underscore = f
+        .accounts
+        .list_users(
+            &boss,
+            &UserQuery {
+                search: "b_u".into(),
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(underscore.total, 0);
+    let literal = f
+        .accounts
+        .list_users(
+            &boss,
+            &UserQuery {
+                search: "a_".into(),
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(literal.users.len(), 1);
+    // Pages.
+    let page = f
+        .accounts
+        .list_users(
+            &boss,
+            &UserQuery {
+                limit: 3,
+                offset: 3,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((page.users.len(), page.total), (1, 4));
+    // Not for plain users.
+    let ana = f.accounts.find("ana").await.unwrap().unwrap();
+    assert!(matches!(
+        f.accounts.list_users(&ana, &UserQuery::default()).await,
+        Err(AccountError::Forbidden(_))
+    ));
+}
+
+#[tokio::test]
+async fn disabling_signs_out_and_locks_out_until_enabled() {
+    let f = fixture().await;
+    let boss = admin_user(&f, "boss").await;
+    let ana = active_user(&f, "ana").await;
+    let session = f
+        .accounts
+        .sign_in("ana", "correct horse battery", None, t0())
+        .await
+        .unwrap();
+    let (_, token) = f.accounts.create_token(&ana, "ci", t0()).await.unwrap();
+    let disabled = f.accounts.set_enabled(&boss, "ana", false).await.unwrap();
+    assert_eq!(disabled.status, Status::Disabled);
+    assert!(
+        f.accounts
+            .session(&session.token, t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(f.accounts.token_user(&token, t0()).await.unwrap().is_none());
+    let err = f
+        .accounts
+        .authenticate("ana", "correct horse battery", t0())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("disabled"), "{err}");
+    // Again is fine; then back.
+    f.accounts.set_enabled(&boss, "ana", false).await.unwrap();
+    f.accounts.set_enabled(&boss, "ana", true).await.unwrap();
+    f.accounts
+        .authenticate("ana", "correct horse battery", t0())
+        .await
+        .unwrap();
+    assert!(f.accounts.token_user(&token, t0()).await.unwrap().is_some());
+    // Not oneself, not by a plain user, not an unknown name.
+    assert!(matches!(
+        f.accounts.set_enabled(&boss, "boss", false).await,
+        Err(AccountError::Forbidden(_))
+    ));
+    assert!(matches!(
+        f.accounts.set_enabled(&ana, "boss", false).await,
+        Err(AccountError::Forbidden(_))
+    ));
+    assert!(matches!(
+        f.accounts.set_enabled(&boss, "nobody", false).await,
+        Err(AccountError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn roles_change_but_never_ones_own() {
+    let f = fixture().await;
+    let boss = admin_user(&f, "boss").await;
+    active_user(&f, "ana").await;
+    let ana = f
+        .accounts
+        .set_role(&boss, "ana", Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(ana.role, Role::Admin);
+    assert_eq!(f.accounts.count_admins().await.unwrap(), 2);
+    // Ana, now an admin, demotes the boss; the boss cannot demote himself.
+    assert!(matches!(
+        f.accounts.set_role(&boss, "boss", Role::User).await,
+        Err(AccountError::Forbidden(_))
+    ));
+    f.accounts.set_role(&ana, "boss", Role::User).await.unwrap();
+    assert_eq!(
+        f.accounts.find("boss").await.unwrap().unwrap().role,
+        Role::User
+    );
+}
+
+#[tokio::test]
+async fn pending_registrations_are_approved_or_deleted() {
+    let f = fixture().await;
+    let boss = admin_user(&f, "boss").await;
+    f.accounts
+        .register(form("carla", "carla@uminho.pt"), t0())
+        .await
+        .unwrap();
+    let carla_link = f.last_token();
+    f.accounts
+        .register(form("typo", "typo@uminho.pt"), t0())
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.accounts.set_enabled(&boss, "carla", true).await,
+        Err(AccountError::Conflict(_))
+    ));
+    let carla = f.accounts.approve(&boss, "carla", t0()).await.unwrap();
+    assert_eq!(carla.status, Status::Active);
+    // The password chosen at registration works; the mailed link is spent.
+    f.accounts
+        .authenticate("carla", "correct horse battery", t0())
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.accounts.confirm(&carla_link, t0()).await,
+        Err(AccountError::BadLink(_))
+    ));
+    assert!(matches!(
+        f.accounts.approve(&boss, "carla", t0()).await,
+        Err(AccountError::Conflict(_))
+    ));
+    assert!(matches!(
+        f.accounts.delete_pending(&boss, "carla").await,
+        Err(AccountError::Conflict(_))
+    ));
+    f.accounts.delete_pending(&boss, "typo").await.unwrap();
+    assert!(f.accounts.find("typo").await.unwrap().is_none());
+    // The name is free again.
+    f.accounts
+        .register(form("typo", "typo@uminho.pt"), t0())
+        .await
+        .unwrap();
+}
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII54pw2MuYAO5C89/IFd+pI5pTYu/7/YyrVEv+lKk3xa ana@laptop";
+
+#[tokio::test]
+async fn profile_names_and_ssh_keys() {
+    let f = fixture().await;
+    let ana = active_user(&f, "ana").await;
+    let renamed = f
+        .accounts
+        .set_display_name(&ana, "  Ana Silva ")
+        .await
+        .unwrap();
+    assert_eq!(renamed.display_name, "Ana Silva");
+    assert_eq!(
+        f.accounts.find("ana").await.unwrap().unwrap().display_name,
+        "Ana Silva"
+    );
+    assert!(matches!(
+        f.accounts.set_display_name(&ana, "   ").await,
+        Err(AccountError::Invalid(_))
+    ));
+
+    let key = f.accounts.add_ssh_key(&ana, None, KEY, t0()).await.unwrap();
+    assert_eq!(key.name, "ana@laptop");
+    assert_eq!(
+        key.fingerprint,
+        "SHA256:FwnmtEIDMmcpJYb+83of9cxbm/gsNFiir08UiSD06tA"
+    );
+    let again = f
+        .accounts
+        .add_ssh_key(&ana, Some("work"), KEY, t0())
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("already added"), "{again}");
+    let bad = f
+        .accounts
+        .add_ssh_key(&ana, None, "ssh-ed25519 AAAA", t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, AccountError::Invalid(ref e) if e[0].field == "public_key"));
+    // Another person may add the same key.
+    let bruno = active_user(&f, "bruno").await;
+    f.accounts
+        .add_ssh_key(&bruno, Some("shared"), KEY, t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.accounts.list_ssh_keys(&ana).await.unwrap(),
+        vec![key.clone()]
+    );
+    // Nobody deletes another person's key.
+    assert!(!f.accounts.delete_ssh_key(&bruno, key.id).await.unwrap());
+    assert!(f.accounts.delete_ssh_key(&ana, key.id).await.unwrap());
+    assert!(f.accounts.list_ssh_keys(&ana).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn at_most_twenty_keys() {
+    let f = fixture().await;
+    let ana = active_user(&f, "ana").await;
+    for i in 0..MAX_SSH_KEYS {
+        let mut point = vec![0u8; 32];
+        point[0] = i as u8;
+        let mut blob = Vec::new();
+        for part in [&b"ssh-ed25519"[..], &point] {
+            blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            blob.extend_from_slice(part);
+        }
+        use base64::Engine;
+        let line = format!(
+            "ssh-ed25519 {}",
+            base64::engine::general_purpose::STANDARD.encode(blob)
+        );
+        f.accounts
+            .add_ssh_key(&ana, None, &line, t0())
+            .await
+            .unwrap();
+    }
+    let err = f
+        .accounts
+        .add_ssh_key(&ana, None, KEY, t0())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("remove one"), "{err}");
+}

@@ -83,4 +83,14 @@ impl Directory for Builtin {
             .map_err(internal)?;
         self.create(entry, &hash).await
     }
+
+    /// Names and addresses live in `users`; nothing else to update.
+    async fn update(&self, _entry: &Entry) -> Result<(), DirectoryError> {
+        Ok(())
+    }
+
+    /// The account's status in `users` is what every check reads.
+    async fn set_enabled(&self, _entry: &Entry, _enabled: bool) -> Result<(), DirectoryError> {
+        Ok(())
+    }
 }

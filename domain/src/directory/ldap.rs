@@ -33,6 +33,8 @@ mod rc {
     pub const SIZE_LIMIT_EXCEEDED: u32 = 4;
     pub const ADMIN_LIMIT_EXCEEDED: u32 = 11;
     pub const CONSTRAINT_VIOLATION: u32 = 19;
+    pub const NO_SUCH_ATTRIBUTE: u32 = 16;
+    pub const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
     pub const NO_SUCH_OBJECT: u32 = 32;
     pub const INVALID_CREDENTIALS: u32 = 49;
     pub const BUSY: u32 = 51;
@@ -650,6 +652,141 @@ impl Directory for Ldap {
             }
         })
         .await
+    }
+
+    async fn update(&self, entry: &Entry) -> Result<(), DirectoryError> {
+        let dn = self.user_dn(&entry.username)?;
+        let mods: Vec<Mod<String>> = self
+            .attributes(entry, "")
+            .into_iter()
+            .filter(|(name, _)| matches!(*name, "cn" | "sn" | "mail"))
+            .map(|(name, value)| Mod::Replace(name.to_string(), HashSet::from([value])))
+            .collect();
+        self.bounded("update the directory entry", async {
+            let mut ldap = self.service().await?;
+            let result = ldap.modify(&dn, mods).await;
+            let _ = ldap.unbind().await;
+            let result = result.map_err(|err| self.error("modify", err))?;
+            match result.rc {
+                rc::SUCCESS => Ok(()),
+                rc::NO_SUCH_OBJECT => Err(DirectoryError::Rejected(format!(
+                    "the entry {dn} does not exist"
+                ))),
+                _ => Err(rc_error("modify", result)),
+            }
+        })
+        .await
+    }
+
+    async fn set_enabled(&self, entry: &Entry, enabled: bool) -> Result<(), DirectoryError> {
+        let config = &self.config;
+        if config.disabled_attribute.is_none() && config.disabled_group_dn.is_none() {
+            // Nothing marks it in the directory; Bootler's own status (which
+            // `bootler vpn-auth` checks as well) is the only switch.
+            return Ok(());
+        }
+        let dn = self.user_dn(&entry.username)?;
+        let what = if enabled {
+            "enable the account"
+        } else {
+            "disable the account"
+        };
+        self.bounded(what, async {
+            let mut ldap = self.service().await?;
+            let outcome = self.mark_disabled(&mut ldap, &dn, entry, !enabled).await;
+            let _ = ldap.unbind().await;
+            if outcome.is_ok() {
+                tracing::info!(%dn, enabled, "directory entry marked");
+            }
+            outcome
+        })
+        .await
+    }
+}
+
+impl Ldap {
+    /// Sets or clears the configured markers of a disabled account. If the
+    /// group cannot be changed, the attribute is put back: both or neither.
+    async fn mark_disabled(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        dn: &str,
+        entry: &Entry,
+        disabled: bool,
+    ) -> Result<(), DirectoryError> {
+        let attribute = self.config.disabled_attribute.as_deref();
+        if let Some(attribute) = attribute {
+            self.mark_attribute(ldap, dn, attribute, disabled).await?;
+        }
+        if let Some(group) = &self.config.disabled_group_dn
+            && let Err(err) = self.mark_group(ldap, dn, group, entry, disabled).await
+        {
+            if let Some(attribute) = attribute
+                && let Err(undo) = self.mark_attribute(ldap, dn, attribute, !disabled).await
+            {
+                tracing::error!(%dn, error = %undo, "could not put {attribute} back after the group change failed");
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    async fn mark_attribute(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        dn: &str,
+        attribute: &str,
+        disabled: bool,
+    ) -> Result<(), DirectoryError> {
+        let values = if disabled {
+            HashSet::from([self.config.disabled_value.clone()])
+        } else {
+            HashSet::new()
+        };
+        let result = ldap
+            .modify(dn, vec![Mod::Replace(attribute.to_string(), values)])
+            .await
+            .map_err(|err| self.error("modify", err))?;
+        match result.rc {
+            rc::SUCCESS => Ok(()),
+            rc::NO_SUCH_OBJECT => Err(DirectoryError::Rejected(format!(
+                "the entry {dn} does not exist"
+            ))),
+            _ => Err(rc_error(&format!("set {attribute}"), result)),
+        }
+    }
+
+    async fn mark_group(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        dn: &str,
+        group: &str,
+        entry: &Entry,
+        disabled: bool,
+    ) -> Result<(), DirectoryError> {
+        let attribute = self.config.disabled_group_member_attribute.clone();
+        let member = if attribute.eq_ignore_ascii_case("memberUid") {
+            entry.username.clone()
+        } else {
+            dn.to_string()
+        };
+        let change = if disabled {
+            Mod::Add(attribute, HashSet::from([member]))
+        } else {
+            Mod::Delete(attribute, HashSet::from([member]))
+        };
+        let result = ldap
+            .modify(group, vec![change])
+            .await
+            .map_err(|err| self.error("modify", err))?;
+        match result.rc {
+            // Already a member, or already not: the state is as wanted.
+            rc::SUCCESS | rc::ATTRIBUTE_OR_VALUE_EXISTS | rc::NO_SUCH_ATTRIBUTE => Ok(()),
+            rc::NO_SUCH_OBJECT => Err(DirectoryError::Rejected(format!(
+                "the group {group} (ldap.disabled_group_dn) does not exist"
+            ))),
+            _ => Err(rc_error("change the disabled group", result)),
+        }
     }
 }
 

@@ -56,6 +56,14 @@ pub trait Directory: Send + Sync {
 
     /// Replaces the entry's password.
     async fn set_password(&self, entry: &Entry, password: &str) -> Result<(), DirectoryError>;
+
+    /// Brings the entry's descriptive attributes (name, address) up to date.
+    async fn update(&self, entry: &Entry) -> Result<(), DirectoryError>;
+
+    /// Marks the entry disabled (`false`) or enabled again, so that other
+    /// services reading the directory (the VPN, SSH logins) refuse it too.
+    /// Idempotent.
+    async fn set_enabled(&self, entry: &Entry, enabled: bool) -> Result<(), DirectoryError>;
 }
 
 pub type SharedDirectory = Arc<dyn Directory>;

@@ -11,13 +11,25 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 mod accounts;
+mod profile;
+mod users;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/register", post(accounts::register))
         .route("/confirm", post(accounts::confirm))
-        .route("/me", get(accounts::me))
+        .route("/me", get(accounts::me).patch(profile::update_me))
+        .route("/me/keys", get(profile::list_keys).post(profile::add_key))
+        .route("/me/keys/{id}", delete(profile::delete_key))
+        .route("/users", get(users::list))
+        .route(
+            "/users/{username}",
+            get(users::get)
+                .patch(users::update)
+                .delete(users::delete_pending),
+        )
+        .route("/users/{username}/approve", post(users::approve))
         .route("/me/password", post(accounts::change_password))
         .route(
             "/tokens",

@@ -9,13 +9,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bootler_domain::Config;
-use bootler_domain::accounts::{AccountError, Accounts};
+use bootler_domain::accounts::{AccountError, Accounts, NewUser, Role};
 use bootler_domain::config::{DirectoryKind, LdapConfig};
 use bootler_domain::directory::{Directory, DirectoryError, Entry, Ldap};
 use serde_json::{Value, json};
 
 use crate::support::app::TestApp;
-use crate::support::slapd::{PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SERVICE_SIZE_LIMIT, Slapd, Tls};
+use crate::support::slapd::{
+    DISABLED_GROUP, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SERVICE_SIZE_LIMIT, Slapd, Tls,
+};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -683,4 +685,180 @@ async fn bootler_user_add_with_the_environment_configuration() {
     assert_eq!(boss.one("cn"), "The Boss");
     assert_eq!(boss.one("uidNumber"), "10000");
     assert!(slapd.whoami(&dn("boss"), PASSWORD).is_some());
+}
+
+/// `PATCH path` with a JSON body, as `username` (HTTP Basic).
+async fn patch_as(app: &TestApp, username: &str, path: &str, body: Value) -> (u16, Value) {
+    let res = app
+        .client
+        .patch(format!("{}{path}", app.url))
+        .basic_auth(username, Some(PASSWORD))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn me_status(app: &TestApp, username: &str) -> u16 {
+    app.client
+        .get(format!("{}/api/v1/me", app.url))
+        .basic_auth(username, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn members(slapd: &Slapd) -> Vec<String> {
+    slapd
+        .search(DISABLED_GROUP, "(objectClass=*)", &["memberUid"])
+        .first()
+        .map(|group| {
+            group
+                .all("memberUid")
+                .into_iter()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn locked_time(slapd: &Slapd, username: &str) -> Vec<String> {
+    slapd
+        .search(
+            PEOPLE,
+            &format!("(uid={username})"),
+            &["pwdAccountLockedTime"],
+        )
+        .first()
+        .map(|e| {
+            e.all("pwdAccountLockedTime")
+                .into_iter()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn disabled_accounts_are_locked_in_the_directory_itself() {
+    let slapd = tokio::task::spawn_blocking(Slapd::start_with_ppolicy)
+        .await
+        .unwrap();
+    let mut ldap = slapd.ldap_config();
+    ldap.disabled_attribute = Some("pwdAccountLockedTime".into());
+    ldap.disabled_group_dn = Some(DISABLED_GROUP.into());
+    let (app, config) = app(ldap.clone()).await;
+    let accounts = accounts(&config).await;
+    accounts
+        .create_user(
+            NewUser {
+                username: "boss".into(),
+                display_name: "Beatriz Boss".into(),
+                email: "boss@uminho.pt".into(),
+                password: PASSWORD.into(),
+                role: Role::Admin,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let token = register(&app, "ana", "Ana Silva").await;
+    assert_eq!(confirm(&app, &token).await.0, 200);
+    assert!(slapd.whoami(&dn("ana"), PASSWORD).is_some());
+
+    // The name changes in the entry too.
+    let (status, body) = patch_as(
+        &app,
+        "ana",
+        "/api/v1/me",
+        json!({"display_name": "Ana Maria Costa"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let person = slapd.person("ana").unwrap();
+    assert_eq!(person.one("cn"), "Ana Maria Costa");
+    assert_eq!(person.one("sn"), "Costa");
+
+    // Disabled over the API: slapd itself refuses ana's binds now (so the
+    // VPN and SSH through LDAP do too), and she is in the disabled group.
+    let (status, body) = patch_as(
+        &app,
+        "boss",
+        "/api/v1/users/ana",
+        json!({"status": "disabled"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["status"], "disabled");
+    assert_eq!(locked_time(&slapd, "ana"), ["000001010000Z"]);
+    assert_eq!(members(&slapd), ["ana"]);
+    assert_eq!(slapd.whoami(&dn("ana"), PASSWORD), None);
+    assert_eq!(me_status(&app, "ana").await, 401);
+    // Disabling again changes nothing and fails nothing.
+    let (status, _) = patch_as(
+        &app,
+        "boss",
+        "/api/v1/users/ana",
+        json!({"status": "disabled"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let (status, body) = patch_as(
+        &app,
+        "boss",
+        "/api/v1/users/ana",
+        json!({"status": "active"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(locked_time(&slapd, "ana").is_empty());
+    assert!(members(&slapd).is_empty());
+    assert!(slapd.whoami(&dn("ana"), PASSWORD).is_some());
+    assert_eq!(me_status(&app, "ana").await, 200);
+
+    // Plain users cannot, and nobody disables themselves.
+    let (status, body) = patch_as(
+        &app,
+        "ana",
+        "/api/v1/users/boss",
+        json!({"status": "disabled"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = patch_as(
+        &app,
+        "boss",
+        "/api/v1/users/boss",
+        json!({"status": "disabled"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("your own account")
+    );
+
+    // A group that does not exist: refused with a reason; the lock
+    // attribute is put back and the account stays active, so the directory
+    // and Bootler still agree.
+    let mut broken = config.clone();
+    broken.ldap.disabled_group_dn = Some(format!(
+        "cn=missing,ou=groups,{}",
+        crate::support::slapd::SUFFIX
+    ));
+    let broken = self::accounts(&broken).await;
+    let boss = broken.find("boss").await.unwrap().unwrap();
+    let err = broken.set_enabled(&boss, "ana", false).await.unwrap_err();
+    assert!(err.to_string().contains("cn=missing"), "{err}");
+    assert!(locked_time(&slapd, "ana").is_empty());
+    assert!(slapd.whoami(&dn("ana"), PASSWORD).is_some());
+    assert_eq!(me_status(&app, "ana").await, 200);
+    app.stop().await;
 }

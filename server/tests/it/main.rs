@@ -6,6 +6,7 @@
 mod support;
 
 mod accounts;
+mod admin_api;
 mod binary;
 mod http;
 mod ldap;

@@ -14,6 +14,8 @@ pub struct TestApp {
     /// Where the server writes mail (`mail.kind = "outbox"`).
     pub outbox: PathBuf,
     pub client: reqwest::Client,
+    /// The configuration it runs with.
+    pub config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -76,6 +78,7 @@ impl TestApp {
         config.accounts.allowed_domains = vec!["uminho.pt".into(), "di.uminho.pt".into()];
         adjust(&mut config);
         let outbox = config.outbox_dir();
+        let kept = config.clone();
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -89,10 +92,50 @@ impl TestApp {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            config: kept,
             shutdown: Some(tx),
             task: Some(task),
             _dir: dir,
         }
+    }
+
+    /// The accounts service on the server's database and directory.
+    pub async fn accounts(&self) -> bootler_domain::accounts::Accounts {
+        let db = bootler_server::cli::open_database(&self.config)
+            .await
+            .unwrap();
+        bootler_server::services::accounts(&self.config, &db).unwrap()
+    }
+
+    /// An active account made directly (like `bootler user add`), with the
+    /// password `correct horse battery`.
+    pub async fn add_user(&self, username: &str, role: bootler_domain::accounts::Role) {
+        self.accounts()
+            .await
+            .create_user(
+                bootler_domain::accounts::NewUser {
+                    username: username.into(),
+                    display_name: format!("{username} Example"),
+                    email: format!("{username}@uminho.pt"),
+                    password: "correct horse battery".into(),
+                    role,
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// A request as `username` (HTTP Basic, password `correct horse battery`).
+    pub fn as_user(
+        &self,
+        method: reqwest::Method,
+        username: &str,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.url))
+            .basic_auth(username, Some("correct horse battery"))
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

@@ -17,6 +17,10 @@ use bootler_domain::config::LdapConfig;
 
 pub const SUFFIX: &str = "dc=lab,dc=test";
 pub const PEOPLE: &str = "ou=people,dc=lab,dc=test";
+/// A posixGroup (no members yet) for `ldap.disabled_group_dn`.
+pub const DISABLED_GROUP: &str = "cn=disabled,ou=groups,dc=lab,dc=test";
+/// The ppolicy overlay's default policy, with `Slapd::start_with_ppolicy`.
+pub const DEFAULT_POLICY: &str = "cn=default,ou=policies,dc=lab,dc=test";
 /// The root DN: bypasses every ACL; the checks read with it.
 pub const ADMIN_DN: &str = "cn=admin,dc=lab,dc=test";
 pub const ADMIN_PASSWORD: &str = "admin-secret";
@@ -94,13 +98,27 @@ fn schema(name: &str) -> PathBuf {
     panic!("schema {name}.ldif not found (is slapd installed?)");
 }
 
-fn config_ldif(dir: &Path, tls: Option<&Tls>) -> String {
+fn config_ldif(dir: &Path, tls: Option<&Tls>, ppolicy: bool) -> String {
     let modules = match module_dir() {
         Some(path) => format!(
             "dn: cn=module{{0}},cn=config\nobjectClass: olcModuleList\ncn: module{{0}}\n\
-             olcModulePath: {path}\nolcModuleLoad: back_mdb\n\n"
+             olcModulePath: {path}\nolcModuleLoad: back_mdb\n{}\n",
+            if ppolicy {
+                "olcModuleLoad: ppolicy\n"
+            } else {
+                ""
+            }
         ),
         None => String::new(),
+    };
+    let overlay = if ppolicy {
+        format!(
+            "\ndn: olcOverlay={{0}}ppolicy,olcDatabase={{1}}mdb,cn=config\n\
+             objectClass: olcOverlayConfig\nobjectClass: olcPPolicyConfig\n\
+             olcOverlay: {{0}}ppolicy\nolcPPolicyDefault: {DEFAULT_POLICY}\n"
+        )
+    } else {
+        String::new()
     };
     let tls = match tls {
         Some(tls) => format!(
@@ -148,19 +166,32 @@ fn config_ldif(dir: &Path, tls: Option<&Tls>) -> String {
          olcDbIndex: uidNumber eq\n\
          olcAccess: {{0}}to attrs=userPassword by dn.exact=\"{SERVICE_DN}\" write by self write by anonymous auth by * none\n\
          olcAccess: {{1}}to dn.subtree=\"{PEOPLE}\" by dn.exact=\"{SERVICE_DN}\" write by * read\n\
-         olcAccess: {{2}}to * by * read\n\
-         olcLimits: dn.exact=\"{SERVICE_DN}\" size={SERVICE_SIZE_LIMIT}\n",
+         olcAccess: {{2}}to dn.subtree=\"ou=groups,{SUFFIX}\" by dn.exact=\"{SERVICE_DN}\" write by * read\n\
+         olcAccess: {{3}}to * by * read\n\
+         olcLimits: dn.exact=\"{SERVICE_DN}\" size={SERVICE_SIZE_LIMIT}\n\
+         {overlay}",
         pid = dir.join("slapd.pid").display(),
         db = dir.join("db").display(),
     )
 }
 
-fn base_ldif() -> String {
+fn base_ldif(ppolicy: bool) -> String {
+    let policy = if ppolicy {
+        format!(
+            "\ndn: ou=policies,{SUFFIX}\nobjectClass: organizationalUnit\nou: policies\n\n\
+             dn: {DEFAULT_POLICY}\nobjectClass: organizationalRole\nobjectClass: pwdPolicy\n\
+             cn: default\npwdAttribute: userPassword\npwdLockout: TRUE\npwdMaxFailure: 1000\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: lab\no: Lab\n\n\
          dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n\
+         dn: {DISABLED_GROUP}\nobjectClass: posixGroup\ncn: disabled\ngidNumber: 9999\n\n\
          dn: {SERVICE_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n\
-         cn: bootler\nuserPassword: {SERVICE_PASSWORD}\n"
+         cn: bootler\nuserPassword: {SERVICE_PASSWORD}\n{policy}"
     )
 }
 
@@ -223,16 +254,22 @@ pub fn parse_ldif(text: &str) -> Vec<LdifEntry> {
 impl Slapd {
     /// A new server with an empty `ou=people` and Bootler's service account.
     pub fn start() -> Slapd {
-        Slapd::start_inner(None)
+        Slapd::start_inner(None, false)
+    }
+
+    /// The same with the ppolicy overlay and a default policy that honours
+    /// `pwdAccountLockedTime` (OpenLDAP's own account lock).
+    pub fn start_with_ppolicy() -> Slapd {
+        Slapd::start_inner(None, true)
     }
 
     /// The same, also speaking TLS (StartTLS on `url`, and `ldaps://` on
     /// `tls_port`) with a certificate for 127.0.0.1 from a test CA.
     pub fn start_with_tls(tls: &Tls) -> Slapd {
-        Slapd::start_inner(Some(tls))
+        Slapd::start_inner(Some(tls), false)
     }
 
-    fn start_inner(tls: Option<&Tls>) -> Slapd {
+    fn start_inner(tls: Option<&Tls>, ppolicy: bool) -> Slapd {
         let dir = tempfile::Builder::new()
             .prefix("bootler-slapd-")
             .tempdir()
@@ -241,7 +278,7 @@ impl Slapd {
         std::fs::create_dir(&config_dir).unwrap();
         std::fs::create_dir(dir.path().join("db")).unwrap();
         let config = dir.path().join("config.ldif");
-        std::fs::write(&config, config_ldif(dir.path(), tls)).unwrap();
+        std::fs::write(&config, config_ldif(dir.path(), tls, ppolicy)).unwrap();
         run(
             Command::new(tool("slapadd"))
                 .args(["-n0", "-F"])
@@ -251,7 +288,7 @@ impl Slapd {
             "slapadd -n0 (cn=config)",
         );
         let base = dir.path().join("base.ldif");
-        std::fs::write(&base, base_ldif()).unwrap();
+        std::fs::write(&base, base_ldif(ppolicy)).unwrap();
         run(
             Command::new(tool("slapadd"))
                 .args(["-n1", "-F"])

@@ -19,6 +19,9 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+mod account;
+mod admin;
+
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/register", post(register))
@@ -28,7 +31,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/forgot", post(forgot))
         .route("/register/resend", post(resend))
         .route("/reset", post(reset))
-        .route("/account/password", post(change_password))
+        .route("/account/password", post(account::change_password))
+        .route("/account/profile", post(account::profile))
+        .route("/account/keys", post(account::add_key))
+        .route("/account/keys/{id}/delete", post(account::delete_key))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        .route("/admin/users/{username}", post(admin::act))
         .layer(axum::middleware::from_fn_with_state(state, same_origin))
 }
 
@@ -40,10 +49,16 @@ fn to<K: AsRef<str>, V: AsRef<str>>(path: &str, params: &[(K, V)]) -> Redirect {
         .filter(|(_, v)| !v.is_empty())
         .collect();
     let query = serde_urlencoded::to_string(&params).unwrap_or_default();
+    // `path#fragment`: the query goes before the fragment.
+    let (path, fragment) = match path.split_once('#') {
+        Some((path, fragment)) => (path, format!("#{fragment}")),
+        None => (path, String::new()),
+    };
+    let joiner = if path.contains('?') { '&' } else { '?' };
     if query.is_empty() {
-        Redirect::to(path)
+        Redirect::to(&format!("{path}{fragment}"))
     } else {
-        Redirect::to(&format!("{path}?{query}"))
+        Redirect::to(&format!("{path}{joiner}{query}{fragment}"))
     }
 }
 
@@ -356,64 +371,35 @@ async fn reset(
     }
 }
 
-#[derive(Deserialize)]
-struct ChangePasswordForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    current_password: String,
-    #[serde(default)]
-    new_password: String,
-    #[serde(default)]
-    new_password_confirm: String,
-}
-
-async fn change_password(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<ChangePasswordForm>, FormRejection>,
-) -> Redirect {
+/// The signed-in session behind a form post, its CSRF token checked; or the
+/// redirect to answer instead (to sign in, or back with "stale form").
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+    back: &str,
+) -> Result<bootler_domain::accounts::Session, Redirect> {
     let now = chrono::Utc::now();
-    let session = match crate::session::token(&headers) {
+    let session = match crate::session::token(headers) {
         Some(token) => state.accounts.session(&token, now).await.ok().flatten(),
         None => None,
     };
     let Some(session) = session else {
-        return to(
+        return Err(to(
             "/login",
             &[
-                ("next", "/account"),
-                ("err", "Sign in to change your password."),
+                ("next", back),
+                ("err", "Your session has ended; sign in again."),
             ],
-        );
+        ));
     };
-    let Ok(Form(form)) = form else {
-        return to(
-            "/account",
-            &[("err", "The form could not be read; please try again.")],
-        );
-    };
-    if form.csrf != session.csrf_token {
-        return to(
-            "/account",
+    if csrf != session.csrf_token {
+        return Err(to(
+            back,
             &[("err", "This form is stale; reload the page and try again.")],
-        );
+        ));
     }
-    match state
-        .accounts
-        .change_password(
-            &session.user,
-            &form.current_password,
-            &form.new_password,
-            Some(&form.new_password_confirm),
-            now,
-        )
-        .await
-    {
-        Ok(()) => to("/account", &[("notice", "Your password was changed.")]),
-        Err(AccountError::Invalid(errors)) => to("/account", &field_params(errors)),
-        Err(err) => to("/account", &[("err", general_message(err).as_str())]),
-    }
+    Ok(session)
 }
 
 /// `/confirm/<token>` or `/reset/<token>` for a well-formed token, else a

@@ -1,0 +1,104 @@
+//! The admin users page: a page of accounts matching a search.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Accounts per page.
+pub const PAGE_SIZE: i64 = 25;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub admin: bool,
+    /// `pending`, `active` or `disabled`.
+    pub status: String,
+    pub registered: String,
+    pub is_you: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersPage {
+    pub users: Vec<UserView>,
+    pub total: i64,
+    /// From 1.
+    pub page: i64,
+    pub pages: i64,
+    /// Pending registrations, whatever the filter (for the tab's badge).
+    pub pending: i64,
+    /// Goes back in the forms.
+    pub csrf: String,
+}
+
+/// `None` unless an admin is signed in.
+#[server(prefix = "/sfn", endpoint = "admin_users")]
+pub async fn admin_users(
+    search: String,
+    status: String,
+    page: i64,
+) -> Result<Option<UsersPage>, ServerFnError> {
+    use super::account::when;
+    use super::current_user::{accounts, request_session};
+    use bootler_domain::accounts::{Role, Status, UserQuery};
+    let Some(session) = request_session().await? else {
+        return Ok(None);
+    };
+    let actor = session.user;
+    let csrf = session.csrf_token;
+    if actor.role != Role::Admin {
+        return Ok(None);
+    }
+    let accounts = accounts()?;
+    let err = |e: bootler_domain::accounts::AccountError| ServerFnError::new(e.to_string());
+    let (status, role) = match status.as_str() {
+        "admins" => (None, Some(Role::Admin)),
+        other => (Status::parse(other), None),
+    };
+    let page = page.max(1);
+    let list = accounts
+        .list_users(
+            &actor,
+            &UserQuery {
+                search,
+                status,
+                role,
+                limit: PAGE_SIZE,
+                offset: (page - 1) * PAGE_SIZE,
+            },
+        )
+        .await
+        .map_err(err)?;
+    let pending = accounts
+        .list_users(
+            &actor,
+            &UserQuery {
+                status: Some(Status::Pending),
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(err)?
+        .total;
+    Ok(Some(UsersPage {
+        users: list
+            .users
+            .into_iter()
+            .map(|u| UserView {
+                is_you: u.id == actor.id,
+                username: u.username,
+                display_name: u.display_name,
+                email: u.email,
+                admin: u.role == Role::Admin,
+                status: u.status.as_str().to_string(),
+                registered: when(u.created_at),
+            })
+            .collect(),
+        pages: (list.total + PAGE_SIZE - 1) / PAGE_SIZE,
+        total: list.total,
+        page,
+        pending,
+        csrf,
+    }))
+}

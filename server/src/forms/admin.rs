@@ -1,0 +1,87 @@
+//! `POST /admin/users/{username}`: one action on one account from the
+//! admin users page, answered with a redirect back to the same view.
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Redirect;
+use bootler_domain::accounts::{AccountError, Role};
+use serde::Deserialize;
+
+use super::{general_message, signed_in, to};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    /// The admin page's view (`/admin/users?…`) to return to.
+    #[serde(default)]
+    back: String,
+}
+
+/// Only the users page, whatever `back` says.
+fn safe_back(back: &str) -> &str {
+    if back.starts_with("/admin/users") && !back.contains("//") && !back.contains('\\') {
+        back
+    } else {
+        "/admin/users"
+    }
+}
+
+pub async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> Redirect {
+    let Ok(Form(form)) = form else {
+        return to(
+            "/admin/users",
+            &[("err", "The form could not be read; please try again.")],
+        );
+    };
+    let back = safe_back(&form.back);
+    let session = match signed_in(&state, &headers, &form.csrf, back).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let actor = &session.user;
+    let accounts = &state.accounts;
+    let outcome: Result<String, AccountError> = match form.action.as_str() {
+        "disable" => accounts
+            .set_enabled(actor, &username, false)
+            .await
+            .map(|u| format!("“{}” is disabled and signed out everywhere.", u.username)),
+        "enable" => accounts
+            .set_enabled(actor, &username, true)
+            .await
+            .map(|u| format!("“{}” is enabled again.", u.username)),
+        "promote" => accounts
+            .set_role(actor, &username, Role::Admin)
+            .await
+            .map(|u| format!("“{}” is now an administrator.", u.username)),
+        "demote" => accounts
+            .set_role(actor, &username, Role::User)
+            .await
+            .map(|u| format!("“{}” is no longer an administrator.", u.username)),
+        "approve" => accounts
+            .approve(actor, &username, chrono::Utc::now())
+            .await
+            .map(|u| format!("“{}” is approved and can sign in.", u.username)),
+        "delete" => accounts
+            .delete_pending(actor, &username)
+            .await
+            .map(|()| format!("The registration “{username}” was deleted.")),
+        other => Err(AccountError::Conflict(format!(
+            "“{other}” is not an action on accounts."
+        ))),
+    };
+    match outcome {
+        Ok(notice) => to(back, &[("notice", notice)]),
+        Err(err) => to(back, &[("err", general_message(err))]),
+    }
+}
