@@ -49,6 +49,58 @@ pub struct Config {
     pub ldap: LdapConfig,
     /// How mail leaves Bootler.
     pub mail: MailConfig,
+    /// The background job queue and its workers.
+    pub jobs: JobsConfig,
+}
+
+/// The job queue: how many workers this process runs, and how jobs are
+/// retried.
+#[serde_as]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Workers in this process; 0 runs none (an API-only replica).
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub workers: usize,
+    /// How long a running job's lease lasts without a heartbeat; a job
+    /// whose worker died runs again after this.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub lease_seconds: u64,
+    /// How often idle workers look for due jobs (besides being woken).
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub poll_ms: u64,
+    /// Attempts before a job that keeps failing transiently is failed, for
+    /// kinds that do not set their own.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub max_attempts: u32,
+    /// The wait before the second attempt; doubled for each further one.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub backoff_base_ms: u64,
+    /// The longest wait between attempts.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub backoff_max_ms: u64,
+    /// On shutdown, how long running jobs may take to finish before they
+    /// are put back in the queue for the next start.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub shutdown_grace_seconds: u64,
+    /// How long events stay for browsers that reconnect.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub event_retention_hours: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            workers: 4,
+            lease_seconds: 30,
+            poll_ms: 1000,
+            max_attempts: 5,
+            backoff_base_ms: 2000,
+            backoff_max_ms: 600_000,
+            shutdown_grace_seconds: 20,
+            event_retention_hours: 24,
+        }
+    }
 }
 
 #[serde_as]
@@ -334,6 +386,7 @@ impl Default for Config {
             directory: DirectoryConfig::default(),
             ldap: LdapConfig::default(),
             mail: MailConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -395,6 +448,22 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let jobs = &self.jobs;
+        for (key, value) in [
+            ("jobs.lease_seconds", jobs.lease_seconds),
+            ("jobs.poll_ms", jobs.poll_ms),
+            ("jobs.max_attempts", u64::from(jobs.max_attempts)),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".to_string()));
+            }
+        }
+        if jobs.backoff_max_ms < jobs.backoff_base_ms {
+            return Err(invalid(
+                "jobs.backoff_max_ms",
+                "must not be smaller than jobs.backoff_base_ms".to_string(),
+            ));
+        }
         if self.mail.kind == MailKind::Smtp {
             if self.mail.smtp.host.trim().is_empty() {
                 return Err(invalid(

@@ -36,7 +36,12 @@ pub enum Command {
     /// Run the web server: pages, REST API, boot endpoints (the default).
     ///
     /// Applies pending database migrations first.
-    Serve,
+    Serve {
+        /// Job workers in this process (default: `jobs.workers`, 4); 0 for
+        /// an API-only replica.
+        #[arg(long)]
+        workers: Option<usize>,
+    },
     /// Apply pending database migrations, then exit.
     ///
     /// Useful before starting several replicas against one PostgreSQL.
@@ -80,8 +85,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(path) = &config_file {
         tracing::info!(file = %path.display(), "configuration loaded");
     }
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => crate::serve(config).await,
+    match cli.command.unwrap_or(Command::Serve { workers: None }) {
+        Command::Serve { workers } => {
+            let mut config = config;
+            if let Some(workers) = workers {
+                config.jobs.workers = workers;
+            }
+            crate::serve(config).await
+        }
         Command::Migrate => migrate(&config).await,
         Command::User(UserCommand::Add {
             username,

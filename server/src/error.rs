@@ -157,6 +157,19 @@ impl From<AccountError> for ApiError {
     }
 }
 
+impl From<bootler_domain::jobs::JobsError> for ApiError {
+    fn from(err: bootler_domain::jobs::JobsError) -> Self {
+        use bootler_domain::jobs::JobsError;
+        match err {
+            JobsError::NotFound(message) => ApiError::NotFound(message),
+            JobsError::Forbidden(message) => ApiError::Forbidden(message),
+            JobsError::Conflict(message) => ApiError::Conflict(message),
+            JobsError::Invalid(message) => ApiError::Unprocessable(message),
+            JobsError::Database(err) => ApiError::Internal(err.into()),
+        }
+    }
+}
+
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
         use axum::extract::rejection::JsonRejection as R;

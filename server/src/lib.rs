@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod services;
 pub mod session;
 pub mod state;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::export))
+        .route("/ws", get(ws::upgrade))
         .nest("/api/v1", api::router())
         .merge(forms::router(state.clone()))
         .route(
@@ -84,6 +86,7 @@ async fn server_fn(
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -105,14 +108,22 @@ impl Server {
                 "no administrator yet: create one with `bootler user add --admin <username> --email <address>`"
             );
         }
+        let jobs = services::jobs(&config, &db);
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let state = AppState {
             leptos: leptos_options(&config, addr),
             config: Arc::new(config),
             db,
             accounts,
+            jobs,
+            stopping,
             metrics: metrics::shared(),
         };
-        Ok(Server { listener, state })
+        Ok(Server {
+            listener,
+            state,
+            stopping: stopping_tx,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -130,18 +141,29 @@ impl Server {
     ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
         let db = self.state.db.clone();
+        let workers = self
+            .state
+            .jobs
+            .start_workers(self.state.config.jobs.workers);
         tracing::info!(
             database = db.engine(),
             site = %self.state.config.site_dir.display(),
             "listening on http://{addr}"
         );
-        axum::serve(
+        let stopping = self.stopping;
+        let served = axum::serve(
             self.listener,
             router(self.state).into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        })
+        .await;
+        // Running jobs finish (for a bounded time) before the database closes.
+        workers.shutdown().await;
         db.close().await;
+        served?;
         Ok(())
     }
 }

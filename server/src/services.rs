@@ -7,6 +7,7 @@ use std::time::Duration;
 use bootler_domain::accounts::{Accounts, Settings};
 use bootler_domain::config::{DirectoryKind, MailKind, SmtpTlsMode};
 use bootler_domain::directory::{Builtin, Ldap, SharedDirectory};
+use bootler_domain::jobs::{self, Events, Jobs};
 use bootler_domain::mail::{Outbox, SharedMailer, Smtp, SmtpSettings, SmtpTls};
 use bootler_domain::{Config, Db};
 
@@ -56,4 +57,14 @@ pub fn accounts(config: &Config, db: &Db) -> anyhow::Result<Accounts> {
             base_url: config.base_url(),
         },
     ))
+}
+
+/// The job queue with every kind this build knows.
+pub fn jobs(config: &Config, db: &Db) -> Jobs {
+    Jobs::new(
+        db.clone(),
+        jobs::kinds::builtin(),
+        Events::new(db.clone()),
+        jobs::Settings::from_config(&config.jobs),
+    )
 }

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use bootler_domain::accounts::Accounts;
+use bootler_domain::jobs::Jobs;
 use bootler_domain::{Config, Db};
 use leptos::config::LeptosOptions;
 
@@ -13,6 +14,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub accounts: Accounts,
+    pub jobs: Jobs,
+    /// Turns true when the server is shutting down: long-lived connections
+    /// (WebSockets) close so the graceful shutdown can finish.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
     pub metrics: Arc<Metrics>,
     pub leptos: LeptosOptions,
 }

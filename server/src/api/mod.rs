@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 mod accounts;
+pub mod jobs;
 mod profile;
 mod users;
 
@@ -22,6 +23,10 @@ pub fn router() -> Router<AppState> {
         .route("/me", get(accounts::me).patch(profile::update_me))
         .route("/me/keys", get(profile::list_keys).post(profile::add_key))
         .route("/me/keys/{id}", delete(profile::delete_key))
+        .route("/jobs", get(jobs::list).post(jobs::create))
+        .route("/jobs/{id}", get(jobs::get))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/users", get(users::list))
         .route(
             "/users/{username}",

@@ -20,32 +20,6 @@ fn message(body: &Value) -> &str {
     body["error"]["message"].as_str().unwrap_or_default()
 }
 
-macro_rules! both_engines {
-    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
-        $(
-            mod $name {
-                use super::*;
-
-                async fn check($app: &TestApp) $body
-
-                #[tokio::test]
-                async fn sqlite() {
-                    let app = TestApp::sqlite().await;
-                    check(&app).await;
-                    app.stop().await;
-                }
-
-                #[tokio::test]
-                async fn postgres() {
-                    let app = TestApp::postgres().await;
-                    check(&app).await;
-                    app.stop().await;
-                }
-            }
-        )*
-    };
-}
-
 both_engines! {
     async fn admins_manage_accounts(app: TestApp) {
         app.add_user("boss", Role::Admin).await;

@@ -3,33 +3,6 @@
 
 use crate::support::app::TestApp;
 
-/// Defines `<name>::sqlite` and `<name>::postgres` tests from one body.
-macro_rules! both_engines {
-    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
-        $(
-            mod $name {
-                use super::*;
-
-                async fn check($app: &TestApp) $body
-
-                #[tokio::test]
-                async fn sqlite() {
-                    let app = TestApp::sqlite().await;
-                    check(&app).await;
-                    app.stop().await;
-                }
-
-                #[tokio::test]
-                async fn postgres() {
-                    let app = TestApp::postgres().await;
-                    check(&app).await;
-                    app.stop().await;
-                }
-            }
-        )*
-    };
-}
-
 both_engines! {
     async fn health_and_readiness(app: TestApp) {
         let res = app.get("/healthz").await;

@@ -5,10 +5,40 @@
 
 mod support;
 
+/// One test module per engine: each body runs against a server on SQLite
+/// and on PostgreSQL.
+macro_rules! both_engines {
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+        $(
+            mod $name {
+                use super::*;
+
+                async fn check($app: &TestApp) $body
+
+                #[tokio::test]
+                async fn sqlite() {
+                    let app = TestApp::sqlite().await;
+                    check(&app).await;
+                    app.stop().await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    let app = TestApp::postgres().await;
+                    check(&app).await;
+                    app.stop().await;
+                }
+            }
+        )*
+    };
+}
+
 mod accounts;
 mod admin_api;
 mod binary;
 mod http;
+mod jobs;
+mod jobs_processes;
 mod ldap;
 mod mail;
 mod postgres;

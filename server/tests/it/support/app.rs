@@ -76,6 +76,9 @@ impl TestApp {
             ..Config::default()
         };
         config.accounts.allowed_domains = vec!["uminho.pt".into(), "di.uminho.pt".into()];
+        // Tests do not wait long for jobs.
+        config.jobs.shutdown_grace_seconds = 2;
+        config.jobs.poll_ms = 100;
         adjust(&mut config);
         let outbox = config.outbox_dir();
         let kept = config.clone();

@@ -1,4 +1,5 @@
 pub mod app;
 pub mod pg;
+pub mod process;
 pub mod slapd;
 pub mod smtp;

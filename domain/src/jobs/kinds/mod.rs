@@ -1,0 +1,11 @@
+//! The job kinds, one file each.
+
+pub mod noop;
+
+use super::Registry;
+
+/// Every kind this build knows. Kinds that need services (a mailer, a
+/// power driver) are added by whoever builds those services.
+pub fn builtin() -> Registry {
+    Registry::default().with(noop::Noop)
+}
