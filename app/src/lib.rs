@@ -22,6 +22,7 @@ use leptos_router::{
 
 pub mod components;
 pub mod hooks;
+pub mod live;
 pub mod pages;
 pub mod server_fns;
 
@@ -29,6 +30,7 @@ use components::layout::Layout;
 use pages::account::AccountPage;
 use pages::admin_users::AdminUsersPage;
 use pages::home::HomePage;
+use pages::jobs::JobsPage;
 use pages::login::LoginPage;
 use pages::not_found::NotFound;
 use pages::password::{ForgotPage, ResetPage};
@@ -61,6 +63,8 @@ pub fn App() -> impl IntoView {
         || (),
         |_| current_user(),
     )));
+    provide_context(components::toasts::Toasts::new());
+    provide_context(live::Live::new());
 
     view! {
         <Stylesheet id="leptos" href="/pkg/bootler.css" />
@@ -98,6 +102,7 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("jobs") view=JobsPage ssr=SsrMode::Async />
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("users"))
                         view=AdminUsersPage

@@ -179,6 +179,22 @@ impl Db {
         })
     }
 
+    /// A transaction whose commit does not wait for PostgreSQL to flush it
+    /// to disk (`synchronous_commit = off` for this transaction only). Only
+    /// for bookkeeping whose loss in a crash of PostgreSQL itself is
+    /// harmless: the job queue's claims and results (a lost one means the
+    /// job runs again, which jobs must tolerate anyway). Never for what a
+    /// request has confirmed to someone. The same as [`Db::begin`] on SQLite.
+    pub async fn begin_relaxed(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Postgres(pool) => Tx::Postgres(
+                pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                    .await?,
+            ),
+        })
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Db::Postgres(_))
     }

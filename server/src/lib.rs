@@ -69,6 +69,7 @@ pub(crate) fn provide_server_context(state: &AppState) {
     provide_context(state.db.clone());
     provide_context(state.config.clone());
     provide_context(state.accounts.clone());
+    provide_context(state.jobs.clone());
 }
 
 /// Leptos server functions (`/sfn/<name>`), with the same context as pages.

@@ -1,12 +1,15 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use crate::components::toasts::Toaster;
+use crate::live::connect_when_signed_in;
 use crate::server_fns::current_user::use_current_user;
 
 /// Header, main column and footer around every page.
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
     let user = use_current_user();
+    connect_when_signed_in(Signal::derive(move || user.get().is_some()));
     view! {
         <header class="topbar">
             <A href="/" attr:class="brand">
@@ -35,6 +38,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                             }
                         }
                     >
+                        <a href="/jobs">"Jobs"</a>
                         <Show when=move || user.get().is_some_and(|u| u.admin)>
                             <a href="/admin/users">"Users"</a>
                         </Show>
@@ -59,6 +63,7 @@ pub fn Layout(children: Children) -> impl IntoView {
             </nav>
         </header>
         <main id="main">{children()}</main>
+        <Toaster />
         <footer class="footer">
             <p>"Bootler — self-service provisioning for research labs."</p>
         </footer>

@@ -4,4 +4,5 @@
 pub mod account;
 pub mod admin_users;
 pub mod current_user;
+pub mod jobs;
 pub mod registration_info;

@@ -101,39 +101,63 @@ impl Events {
         let text = data.to_string();
         let mut events = Vec::with_capacity(users.len());
         for &user_id in users {
-            let id: i64 = crate::with_tx!(tx, conn => {
-                sqlx::query_scalar(
-                    "INSERT INTO events (user_id, kind, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-                )
-                .bind(user_id)
-                .bind(kind)
-                .bind(&text)
-                .bind(now)
-                .fetch_one(conn)
-                .await
-            })?;
-            let event = Event {
+            let id: i64 = match tx {
+                // One round trip: the row and its NOTIFY (sent at commit).
+                Tx::Postgres(tx) if text.len() < NOTIFY_INLINE_MAX - 300 => {
+                    sqlx::query_scalar(
+                        "WITH e AS (INSERT INTO events (user_id, kind, data, created_at) \
+                         VALUES ($1, $2, $3, $4) RETURNING id, user_id, kind, data, created_at) \
+                         SELECT e.id FROM e, LATERAL (SELECT pg_notify($5, json_build_object(\
+                         'id', e.id, 'user_id', e.user_id, 'kind', e.kind, 'data', e.data::json, \
+                         'created_at', e.created_at)::text)) AS n",
+                    )
+                    .bind(user_id)
+                    .bind(kind)
+                    .bind(&text)
+                    .bind(now)
+                    .bind(EVENTS_CHANNEL)
+                    .fetch_one(&mut **tx)
+                    .await?
+                }
+                Tx::Postgres(tx) => {
+                    // Too long for a NOTIFY: its id travels, the listener reads it.
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO events (user_id, kind, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    )
+                    .bind(user_id)
+                    .bind(kind)
+                    .bind(&text)
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    let payload =
+                        serde_json::to_string(&Notification::ById { id }).unwrap_or_default();
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(EVENTS_CHANNEL)
+                        .bind(payload)
+                        .execute(&mut **tx)
+                        .await?;
+                    id
+                }
+                Tx::Sqlite(tx) => {
+                    sqlx::query_scalar(
+                        "INSERT INTO events (user_id, kind, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    )
+                    .bind(user_id)
+                    .bind(kind)
+                    .bind(&text)
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await?
+                }
+            };
+            events.push(Event {
                 id,
                 user_id,
                 kind: kind.to_string(),
                 data: data.clone(),
                 created_at: now,
-            };
-            if let Tx::Postgres(tx) = tx {
-                let whole =
-                    serde_json::to_string(&Notification::Whole(event.clone())).unwrap_or_default();
-                let payload = if whole.len() <= NOTIFY_INLINE_MAX {
-                    whole
-                } else {
-                    serde_json::to_string(&Notification::ById { id }).unwrap_or_default()
-                };
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(EVENTS_CHANNEL)
-                    .bind(payload)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            events.push(event);
+            });
         }
         Ok(events)
     }
@@ -222,10 +246,12 @@ impl Events {
     }
 
     /// On PostgreSQL: listens for events and due jobs from every replica
-    /// until `stop` turns true, reconnecting after errors. Returns at once
-    /// on SQLite.
-    pub async fn listen(self, mut stop: watch::Receiver<bool>) {
+    /// until `stop` turns true, reconnecting after errors; `ready` turns
+    /// true once it listens (workers wait for it, so no event of theirs is
+    /// sent before anyone here can hear it). Returns at once on SQLite.
+    pub async fn listen(self, mut stop: watch::Receiver<bool>, ready: watch::Sender<bool>) {
         let Db::Postgres(pool) = &self.db else {
+            let _ = ready.send(true);
             return;
         };
         let pool = pool.clone();
@@ -245,6 +271,7 @@ impl Events {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
+            let _ = ready.send(true);
             loop {
                 let notification = tokio::select! {
                     n = listener.try_recv() => n,

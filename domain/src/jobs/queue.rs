@@ -21,6 +21,16 @@ macro_rules! select_job {
     };
 }
 
+/// The columns of a job for `RETURNING` (no join there: the requester's
+/// name is left out; events do not need it).
+macro_rules! returning_job {
+    () => {
+        " RETURNING id, kind, payload, state, requested_by, CAST(NULL AS TEXT) AS requested_by_name, \
+         target_kind, target_id, attempts, max_attempts, run_at, result, error, \
+         created_at, started_at, finished_at, updated_at"
+    };
+}
+
 #[derive(sqlx::FromRow)]
 struct JobRow {
     id: i64,
@@ -167,35 +177,39 @@ pub(super) async fn claim(
     owner: &str,
     lease_until: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, sqlx::Error> {
-    match tx {
+    registry: &Registry,
+) -> Result<Option<Job>, sqlx::Error> {
+    let row: Option<JobRow> = match tx {
         Tx::Sqlite(tx) => {
-            sqlx::query_scalar(
+            sqlx::query_as(concat!(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, \
                  lease_expires_at = $2, started_at = $3, updated_at = $3 \
                  WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE state = 'queued' \
-                 AND run_at <= $3 ORDER BY run_at, id LIMIT 1) RETURNING id",
-            )
+                 AND run_at <= $3 ORDER BY run_at, id LIMIT 1)",
+                returning_job!()
+            ))
             .bind(owner)
             .bind(lease_until)
             .bind(now)
             .fetch_optional(&mut **tx)
-            .await
+            .await?
         }
         Tx::Postgres(tx) => {
-            sqlx::query_scalar(
+            sqlx::query_as(concat!(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, \
                  lease_expires_at = $2, started_at = $3, updated_at = $3 \
                  WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE state = 'queued' \
-                 AND run_at <= $3 ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id",
-            )
+                 AND run_at <= $3 ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)",
+                returning_job!()
+            ))
             .bind(owner)
             .bind(lease_until)
             .bind(now)
             .fetch_optional(&mut **tx)
-            .await
+            .await?
         }
-    }
+    };
+    Ok(row.map(|r| r.into_job(registry)))
 }
 
 /// Extends the lease; `false` if the worker no longer holds the job.
@@ -232,7 +246,7 @@ pub(super) enum Outcome {
     },
 }
 
-/// Records the end of an attempt; `false` if the worker no longer held the
+/// Records the end of an attempt; `None` if the worker no longer held the
 /// job (it was given to another after the lease expired).
 pub(super) async fn finish(
     tx: &mut Tx,
@@ -241,7 +255,8 @@ pub(super) async fn finish(
     attempt: i32,
     outcome: &Outcome,
     now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
+    registry: &Registry,
+) -> Result<Option<Job>, sqlx::Error> {
     let (state, result, error, run_at, finished_at) = match outcome {
         Outcome::Succeeded(value) => ("succeeded", Some(value.to_string()), None, None, Some(now)),
         Outcome::Failed(error) => ("failed", None, Some(error.clone()), None, Some(now)),
@@ -249,12 +264,13 @@ pub(super) async fn finish(
             ("queued", None, Some(error.clone()), Some(*run_at), None)
         }
     };
-    crate::with_tx!(tx, conn => {
-        sqlx::query(
+    let row: Option<JobRow> = crate::with_tx!(tx, conn => {
+        sqlx::query_as(concat!(
             "UPDATE jobs SET state = $1, result = $2, error = $3, run_at = COALESCE($4, run_at), \
              finished_at = $5, lease_owner = NULL, lease_expires_at = NULL, updated_at = $6 \
              WHERE id = $7 AND state = 'running' AND lease_owner = $8 AND attempts = $9",
-        )
+            returning_job!()
+        ))
         .bind(state)
         .bind(result)
         .bind(error)
@@ -264,10 +280,10 @@ pub(super) async fn finish(
         .bind(id)
         .bind(owner)
         .bind(attempt)
-        .execute(conn)
+        .fetch_optional(conn)
         .await
-        .map(|r| r.rows_affected() == 1)
-    })
+    })?;
+    Ok(row.map(|r| r.into_job(registry)))
 }
 
 /// Running jobs whose lease expired (their worker died or hangs): back to

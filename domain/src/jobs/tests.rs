@@ -400,11 +400,16 @@ async fn a_dead_workers_job_runs_again_and_its_late_result_is_dropped() {
     let now = Utc::now();
     let mut tx = f.jobs.db.begin().await.unwrap();
     let outcome = queue::Outcome::Failed("late".into());
-    assert!(
-        !queue::finish(&mut tx, job.id, "dead-worker/0", 1, &outcome, now)
-            .await
-            .unwrap()
+    let late = queue::finish(
+        &mut tx,
+        job.id,
+        "dead-worker/0",
+        1,
+        &outcome,
+        now,
+        &f.jobs.registry,
     );
+    assert!(late.await.unwrap().is_none());
     tx.commit().await.unwrap();
     assert_eq!(
         f.jobs.get(actor(&f), job.id).await.unwrap().state,

@@ -29,13 +29,14 @@ impl Jobs {
         let (stop, stopped) = watch::channel(false);
         let prefix = format!("{}-{}/", std::process::id(), random_suffix());
         let mut tasks = JoinSet::new();
-        tasks.spawn(self.events.clone().listen(stopped.clone()));
+        let (listening, ready) = watch::channel(false);
+        tasks.spawn(self.events.clone().listen(stopped.clone(), listening));
         if count > 0 {
             tasks.spawn(maintain(self.clone(), stopped.clone()));
         }
         for n in 0..count {
             let owner = format!("{prefix}{n}");
-            tasks.spawn(work(self.clone(), owner, stopped.clone()));
+            tasks.spawn(work(self.clone(), owner, stopped.clone(), ready.clone()));
         }
         tracing::info!(workers = count, "job workers started");
         Workers {
@@ -102,20 +103,17 @@ impl Jobs {
     pub(super) async fn claim(&self, owner: &str) -> Result<Option<Job>, sqlx::Error> {
         let now = Utc::now();
         let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
-        let mut tx = self.db.begin().await?;
-        let Some(id) = queue::claim(&mut tx, owner, lease_until, now).await? else {
+        let mut tx = self.db.begin_relaxed().await?;
+        let Some(job) = queue::claim(&mut tx, owner, lease_until, now, &self.registry).await?
+        else {
             // Nothing changed; nothing to keep.
             drop(tx);
             return Ok(None);
         };
-        let job = queue::get_in(&mut tx, id, &self.registry).await?;
-        let mut events = Vec::new();
-        if let Some(job) = &job {
-            events = self.record_event(&mut tx, job, now).await?;
-        }
+        let events = self.record_event(&mut tx, &job, now).await?;
         tx.commit().await?;
         self.events.committed(events);
-        Ok(job)
+        Ok(Some(job))
     }
 
     /// Runs one claimed job to the end of this attempt.
@@ -199,15 +197,22 @@ impl Jobs {
         outcome: &Outcome,
         now: chrono::DateTime<Utc>,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.db.begin().await?;
-        if !queue::finish(&mut tx, job.id, owner, job.attempts, outcome, now).await? {
+        let mut tx = self.db.begin_relaxed().await?;
+        let finished = queue::finish(
+            &mut tx,
+            job.id,
+            owner,
+            job.attempts,
+            outcome,
+            now,
+            &self.registry,
+        )
+        .await?;
+        let Some(updated) = finished else {
             tracing::warn!(
                 job = job.id,
                 "job lease lost before it finished; its result is dropped"
             );
-            return Ok(());
-        }
-        let Some(updated) = queue::get_in(&mut tx, job.id, &self.registry).await? else {
             return Ok(());
         };
         let events = self.record_event(&mut tx, &updated, now).await?;
@@ -251,7 +256,15 @@ impl Jobs {
 
 /// One worker: claim, run, repeat; wait for a wake-up or the poll interval
 /// when nothing is due.
-async fn work(jobs: Jobs, owner: String, mut stop: watch::Receiver<bool>) {
+async fn work(
+    jobs: Jobs,
+    owner: String,
+    mut stop: watch::Receiver<bool>,
+    mut listening: watch::Receiver<bool>,
+) {
+    // Events of this process's jobs must have a listener here (PostgreSQL);
+    // if it cannot connect soon, work anyway (browsers catch up on reconnect).
+    let _ = tokio::time::timeout(Duration::from_secs(5), listening.wait_for(|l| *l)).await;
     let wake = Arc::clone(&jobs.events.job_due);
     while !*stop.borrow() {
         match jobs.claim(&owner).await {

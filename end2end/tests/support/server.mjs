@@ -34,23 +34,10 @@ export function bootlerCommand(server, args, input = '') {
   });
 }
 
-export async function startBootler(extraEnv = {}) {
-  const bin = process.env.BOOTLER_BIN ?? join(root, 'target/debug/bootler');
-  const siteDir = process.env.BOOTLER_SITE_DIR ?? join(root, 'target/site');
-  const dataDir = mkdtempSync(join(tmpdir(), 'bootler-e2e-'));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const env = {
-    PATH: process.env.PATH,
-    RUST_LOG: 'error',
-    BOOTLER_LISTEN: `127.0.0.1:${port}`,
-    BOOTLER_DATA_DIR: dataDir,
-    BOOTLER_SITE_DIR: siteDir,
-    ...extraEnv,
-  };
+/// Spawns `bootler serve` and resolves once `/healthz` answers.
+async function spawnServer(bin, dataDir, env, url) {
   const child = spawn(bin, ['serve'], { cwd: dataDir, env, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((ok) => child.once('exit', (code) => ok(code)));
-
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) {
@@ -68,19 +55,46 @@ export async function startBootler(extraEnv = {}) {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+  return { child, exited };
+}
+
+async function stopServer({ child, exited }) {
+  if (child.exitCode === null) {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+export async function startBootler(extraEnv = {}) {
+  const bin = process.env.BOOTLER_BIN ?? join(root, 'target/debug/bootler');
+  const siteDir = process.env.BOOTLER_SITE_DIR ?? join(root, 'target/site');
+  const dataDir = mkdtempSync(join(tmpdir(), 'bootler-e2e-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env = {
+    PATH: process.env.PATH,
+    RUST_LOG: 'error',
+    BOOTLER_LISTEN: `127.0.0.1:${port}`,
+    BOOTLER_DATA_DIR: dataDir,
+    BOOTLER_SITE_DIR: siteDir,
+    ...extraEnv,
+  };
+  let running = await spawnServer(bin, dataDir, env, url);
 
   return {
     url,
     dataDir,
     bin,
     env,
+    /// Stops the process and starts it again on the same port and data.
+    async restart() {
+      await stopServer(running);
+      running = await spawnServer(bin, dataDir, env, url);
+    },
     async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await stopServer(running);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -21,6 +21,7 @@ use crate::state::AppState;
 
 mod account;
 mod admin;
+mod jobs;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -38,6 +39,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/account/tokens", post(account::create_token))
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .route("/admin/users/{username}", post(admin::act))
+        .route("/jobs/diagnostic", post(jobs::diagnostic))
+        .route("/jobs/{id}/retry", post(jobs::retry))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
         .layer(axum::middleware::from_fn_with_state(state, same_origin))
 }
 

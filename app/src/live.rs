@@ -1,0 +1,238 @@
+//! Live events from `/ws` while someone is signed in: job notifications as
+//! toasts, and a signal pages watch to refresh what they show.
+//!
+//! The browser reconnects with backoff (0.5 s, 1 s, 2 s, … at most 30 s)
+//! and asks for what it missed (`?after=<last id>`); the server closes with
+//! 4001 when the session ended, and then the page stops trying.
+
+use leptos::prelude::*;
+use serde::Deserialize;
+
+/// A job event as the server sends it (`event.data` of kind `job`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct JobEvent {
+    pub id: i64,
+    pub title: String,
+    pub state: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Shared by the pages (provided by `App`).
+#[derive(Clone, Copy)]
+pub struct Live {
+    /// The newest job event; pages showing jobs refetch when it changes.
+    pub last_job: RwSignal<Option<JobEvent>>,
+    /// Whether the WebSocket is open.
+    pub connected: RwSignal<bool>,
+}
+
+impl Live {
+    pub fn new() -> Live {
+        Live {
+            last_job: RwSignal::new(None),
+            connected: RwSignal::new(false),
+        }
+    }
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live::new()
+    }
+}
+
+pub fn use_live() -> Live {
+    use_context::<Live>().unwrap_or_default()
+}
+
+/// The notification for a job event, if it deserves one.
+pub fn job_toast(event: &JobEvent) -> Option<(crate::components::toasts::Level, String)> {
+    use crate::components::toasts::Level;
+    let name = format!("{} #{}", event.title, event.id);
+    match event.state.as_str() {
+        "succeeded" => Some((Level::Success, format!("{name} succeeded."))),
+        "failed" => Some((
+            Level::Error,
+            format!(
+                "{name} failed: {}",
+                event.error.as_deref().unwrap_or("no reason given.")
+            ),
+        )),
+        "cancelled" => Some((Level::Info, format!("{name} was cancelled."))),
+        _ => None,
+    }
+}
+
+/// Connects once the page runs in the browser with someone signed in.
+pub fn connect_when_signed_in(signed_in: Signal<bool>) {
+    let live = use_live();
+    let toasts = crate::components::toasts::use_toasts();
+    let started = StoredValue::new(false);
+    Effect::new(move |_| {
+        if signed_in.get() && !started.get_value() {
+            started.set_value(true);
+            #[cfg(feature = "hydrate")]
+            socket::start(live, toasts);
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (live, toasts);
+        }
+    });
+}
+
+#[cfg(feature = "hydrate")]
+mod socket {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use leptos::prelude::*;
+    use serde::Deserialize;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::prelude::Closure;
+    use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+    use super::{JobEvent, Live, job_toast};
+    use crate::components::toasts::Toasts;
+
+    #[derive(Deserialize)]
+    #[serde(tag = "type", rename_all = "lowercase")]
+    enum Message {
+        Hello { last_event_id: i64 },
+        Event { event: EventBody },
+    }
+
+    #[derive(Deserialize)]
+    struct EventBody {
+        id: i64,
+        kind: String,
+        data: serde_json::Value,
+    }
+
+    #[derive(Default)]
+    struct State {
+        last_id: i64,
+        seen: HashSet<i64>,
+        attempt: u32,
+        signed_out: bool,
+    }
+
+    pub fn start(live: Live, toasts: Toasts) {
+        open(Rc::new(RefCell::new(State::default())), live, toasts);
+    }
+
+    fn url(last_id: i64) -> Option<String> {
+        let location = window().location();
+        let scheme = if location.protocol().ok()? == "https:" {
+            "wss"
+        } else {
+            "ws"
+        };
+        let host = location.host().ok()?;
+        Some(if last_id > 0 {
+            format!("{scheme}://{host}/ws?after={last_id}")
+        } else {
+            format!("{scheme}://{host}/ws")
+        })
+    }
+
+    fn open(state: Rc<RefCell<State>>, live: Live, toasts: Toasts) {
+        let Some(url) = url(state.borrow().last_id) else {
+            return;
+        };
+        let Ok(ws) = WebSocket::new(&url) else {
+            retry(state, live, toasts);
+            return;
+        };
+        let on_open = {
+            let state = Rc::clone(&state);
+            Closure::<dyn FnMut()>::new(move || {
+                state.borrow_mut().attempt = 0;
+                live.connected.set(true);
+            })
+        };
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        on_open.forget();
+
+        let on_message = {
+            let state = Rc::clone(&state);
+            Closure::<dyn FnMut(MessageEvent)>::new(move |message: MessageEvent| {
+                let Some(text) = message.data().as_string() else {
+                    return;
+                };
+                match serde_json::from_str::<Message>(&text) {
+                    Ok(Message::Hello { last_event_id }) => {
+                        let mut state = state.borrow_mut();
+                        // On the first connection, only what happens from now on.
+                        if state.last_id == 0 {
+                            state.last_id = last_event_id;
+                        }
+                    }
+                    Ok(Message::Event { event }) => {
+                        {
+                            let mut state = state.borrow_mut();
+                            if !state.seen.insert(event.id) {
+                                return;
+                            }
+                            state.last_id = state.last_id.max(event.id);
+                        }
+                        if event.kind == "job"
+                            && let Ok(job) = serde_json::from_value::<JobEvent>(event.data)
+                        {
+                            if let Some((level, text)) = job_toast(&job) {
+                                toasts.push(level, text);
+                            }
+                            live.last_job.set(Some(job));
+                        }
+                    }
+                    Err(_) => {}
+                }
+            })
+        };
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+
+        let on_close = {
+            let state = Rc::clone(&state);
+            Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+                live.connected.set(false);
+                if event.code() == 4001 {
+                    state.borrow_mut().signed_out = true;
+                    return;
+                }
+                retry(Rc::clone(&state), live, toasts);
+            })
+        };
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        on_close.forget();
+    }
+
+    fn retry(state: Rc<RefCell<State>>, live: Live, toasts: Toasts) {
+        let delay = {
+            let mut s = state.borrow_mut();
+            if s.signed_out {
+                return;
+            }
+            s.attempt = (s.attempt + 1).min(7);
+            // 0.5 s, 1 s, 2 s, … 30 s, with some jitter so a restarted
+            // server is not hit by every browser at once.
+            let base = (500u64 << (s.attempt - 1)).min(30_000);
+            base + (js_sys_random() * 250.0) as u64
+        };
+        // Keep the Rc alive in the timer.
+        let state = Rc::clone(&state);
+        set_timeout(
+            move || open(state, live, toasts),
+            Duration::from_millis(delay),
+        );
+    }
+
+    fn js_sys_random() -> f64 {
+        // Good enough jitter without js-sys: the clock's sub-millisecond part.
+        window()
+            .performance()
+            .map(|p| p.now().fract())
+            .unwrap_or(0.5)
+    }
+}
