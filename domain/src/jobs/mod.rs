@@ -133,6 +133,12 @@ pub trait JobKind: Send + Sync + 'static {
         None
     }
 
+    /// The wait before attempt `attempt + 1` after a transient failure of
+    /// attempt `attempt` (default: the configured exponential backoff).
+    fn backoff(&self, attempt: i32, settings: &Settings) -> Duration {
+        settings.backoff(attempt)
+    }
+
     /// Jobs with the same key are not queued twice: while one is queued or
     /// running, enqueueing another returns it instead.
     fn dedup_key(&self, _payload: &Self::Payload) -> Option<String> {
@@ -151,6 +157,7 @@ pub trait JobKind: Send + Sync + 'static {
 trait Handler: Send + Sync {
     fn title(&self) -> &'static str;
     fn max_attempts(&self) -> Option<u32>;
+    fn backoff(&self, attempt: i32, settings: &Settings) -> Duration;
     fn dedup_key(&self, payload: &Value) -> Result<Option<String>, JobError>;
     async fn run(&self, ctx: JobContext, payload: Value) -> Result<Value, JobError>;
 }
@@ -169,6 +176,10 @@ impl<K: JobKind> Handler for Typed<K> {
 
     fn max_attempts(&self) -> Option<u32> {
         self.0.max_attempts()
+    }
+
+    fn backoff(&self, attempt: i32, settings: &Settings) -> Duration {
+        self.0.backoff(attempt, settings)
     }
 
     fn dedup_key(&self, payload: &Value) -> Result<Option<String>, JobError> {

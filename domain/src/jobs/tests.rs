@@ -29,6 +29,8 @@ struct CountedPayload {
     panic: bool,
     #[serde(default)]
     sleep_ms: u64,
+    #[serde(default)]
+    transient: bool,
 }
 
 impl JobKind for Counted {
@@ -40,6 +42,10 @@ impl JobKind for Counted {
         Some(2)
     }
 
+    fn backoff(&self, _attempt: i32, _settings: &Settings) -> Duration {
+        Duration::from_millis(10)
+    }
+
     fn dedup_key(&self, payload: &CountedPayload) -> Option<String> {
         Some(payload.key.clone())
     }
@@ -47,6 +53,9 @@ impl JobKind for Counted {
     async fn run(&self, _ctx: &JobContext, payload: CountedPayload) -> Result<Value, JobError> {
         tokio::time::sleep(Duration::from_millis(payload.sleep_ms)).await;
         assert!(!payload.panic, "asked to panic");
+        if payload.transient {
+            return Err(JobError::Transient("busy".into()));
+        }
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(Value::Null)
     }
@@ -461,4 +470,28 @@ async fn shutdown_waits_for_running_jobs_then_puts_the_rest_back() {
     let long = f.jobs.get(actor(&f), long.id).await.unwrap();
     assert_eq!(long.state, JobState::Queued);
     assert!(long.error.unwrap().contains("Bootler stopped"));
+}
+
+#[tokio::test]
+async fn a_kind_may_choose_its_own_backoff() {
+    let f = fixture().await;
+    let new = NewJob {
+        kind: Counted::KIND,
+        payload: json!({"key": "b", "transient": true}),
+        requested_by: Some(f.user),
+        target: None,
+        run_at: None,
+    };
+    let job = f.jobs.enqueue(new, Utc::now()).await.unwrap();
+    let claimed = f.jobs.claim("test/0").await.unwrap().unwrap();
+    f.jobs.execute(claimed, "test/0").await;
+    let waiting = f.jobs.get(actor(&f), job.id).await.unwrap();
+    assert_eq!(waiting.state, JobState::Queued);
+    // Counted waits 10 ms, not the configured 100 ms.
+    assert_eq!((waiting.run_at - waiting.updated_at).num_milliseconds(), 10);
+    assert_eq!(
+        waiting.max_attempts, 2,
+        "its own attempts, not the configured 3"
+    );
+    assert!(waiting.error.unwrap().starts_with("busy (attempt 1 of 2;"));
 }

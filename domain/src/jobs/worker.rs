@@ -117,7 +117,7 @@ impl Jobs {
     }
 
     /// Runs one claimed job to the end of this attempt.
-    async fn execute(&self, job: Job, owner: &str) {
+    pub(super) async fn execute(&self, job: Job, owner: &str) {
         let ctx = JobContext {
             id: job.id,
             attempt: job.attempts,
@@ -169,7 +169,10 @@ impl Jobs {
             Ok(value) => Outcome::Succeeded(value),
             Err(JobError::Permanent(message)) => Outcome::Failed(message),
             Err(JobError::Transient(message)) if job.attempts < job.max_attempts => {
-                let wait = self.settings.backoff(job.attempts);
+                let wait = match self.registry.get(&job.kind) {
+                    Some(handler) => handler.backoff(job.attempts, &self.settings),
+                    None => self.settings.backoff(job.attempts),
+                };
                 Outcome::Retry {
                     error: format!(
                         "{message} (attempt {} of {}; retrying in {} s)",
