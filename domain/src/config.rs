@@ -51,6 +51,37 @@ pub struct Config {
     pub mail: MailConfig,
     /// The background job queue and its workers.
     pub jobs: JobsConfig,
+    /// The boot endpoints nodes call.
+    pub boot: BootConfig,
+}
+
+/// The boot endpoints (`/boot.ipxe`, `/boot/{mac}`…): who may call them and
+/// how many unknown nodes may register themselves.
+#[serde_as]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootConfig {
+    /// Networks (CIDR, e.g. `10.10.0.0/16`) whose nodes may call the boot
+    /// endpoints; empty: any address.
+    pub allowed_networks: Vec<String>,
+    /// New MACs registered per minute at most (a flood of spoofed MACs
+    /// must not fill the database); beyond it, unknown nodes boot locally
+    /// without being registered.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub discovery_per_minute: u32,
+    /// At most this many hosts wait in state `discovered`.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub max_discovered: u32,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        BootConfig {
+            allowed_networks: Vec::new(),
+            discovery_per_minute: 60,
+            max_discovered: 1000,
+        }
+    }
 }
 
 /// The job queue: how many workers this process runs, and how jobs are
@@ -387,6 +418,7 @@ impl Default for Config {
             ldap: LdapConfig::default(),
             mail: MailConfig::default(),
             jobs: JobsConfig::default(),
+            boot: BootConfig::default(),
         }
     }
 }
@@ -448,6 +480,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        for network in &self.boot.allowed_networks {
+            crate::hosts::Network::parse(network)
+                .map_err(|reason| invalid("boot.allowed_networks", reason))?;
+        }
         let jobs = &self.jobs;
         for (key, value) in [
             ("jobs.lease_seconds", jobs.lease_seconds),
@@ -1005,6 +1041,14 @@ mod tests {
                 "database_max_connections",
             ),
             ("BOOTLER_LOG_FORMAT", "xml", "log_format"),
+            (
+                "BOOTLER_BOOT__ALLOWED_NETWORKS",
+                "[\"10.0.0.0/33\"]",
+                "boot.allowed_networks",
+            ),
+            ("BOOTLER_JOBS__LEASE_SECONDS", "0", "jobs.lease_seconds"),
+            ("BOOTLER_JOBS__BACKOFF_MAX_MS", "10", "jobs.backoff_max_ms"),
+            ("BOOTLER_JOBS__WORKERS", "several", "jobs.workers"),
         ];
         for (var, value, key) in cases {
             let err = Config::load(None, env(&[(var, value)]))

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod config;
 pub mod db;
 pub mod directory;
+pub mod hosts;
 pub mod jobs;
 pub mod mail;
 pub mod secret;

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod boot;
 pub mod cli;
 pub mod error;
 pub mod forms;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::export))
         .route("/ws", get(ws::upgrade))
         .nest("/api/v1", api::router())
+        .merge(boot::router(state.clone()))
         .merge(forms::router(state.clone()))
         .route(
             "/sfn/{*fn_name}",
@@ -110,6 +112,7 @@ impl Server {
             );
         }
         let jobs = services::jobs(&config, &db);
+        let hosts = services::hosts(&config, &db)?;
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let state = AppState {
             leptos: leptos_options(&config, addr),
@@ -117,6 +120,7 @@ impl Server {
             db,
             accounts,
             jobs,
+            hosts,
             stopping,
             metrics: metrics::shared(),
         };

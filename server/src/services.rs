@@ -7,6 +7,7 @@ use std::time::Duration;
 use bootler_domain::accounts::{Accounts, Settings};
 use bootler_domain::config::{DirectoryKind, MailKind, SmtpTlsMode};
 use bootler_domain::directory::{Builtin, Ldap, SharedDirectory};
+use bootler_domain::hosts::{BootSettings, Hosts, Network};
 use bootler_domain::jobs::{self, Events, Jobs};
 use bootler_domain::mail::{Outbox, SharedMailer, Smtp, SmtpSettings, SmtpTls};
 use bootler_domain::{Config, Db};
@@ -67,4 +68,23 @@ pub fn jobs(config: &Config, db: &Db) -> Jobs {
         Events::new(db.clone()),
         jobs::Settings::from_config(&config.jobs),
     )
+}
+
+/// The host registry and the boot endpoints' rules.
+pub fn hosts(config: &Config, db: &Db) -> anyhow::Result<Hosts> {
+    let allowed_networks = config
+        .boot
+        .allowed_networks
+        .iter()
+        .map(|n| Network::parse(n).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Hosts::new(
+        db.clone(),
+        BootSettings {
+            base_url: config.base_url(),
+            allowed_networks,
+            discovery_per_minute: config.boot.discovery_per_minute,
+            max_discovered: config.boot.max_discovered,
+        },
+    ))
 }

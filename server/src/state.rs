@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use bootler_domain::accounts::Accounts;
+use bootler_domain::hosts::Hosts;
 use bootler_domain::jobs::Jobs;
 use bootler_domain::{Config, Db};
 use leptos::config::LeptosOptions;
@@ -15,6 +16,7 @@ pub struct AppState {
     pub db: Db,
     pub accounts: Accounts,
     pub jobs: Jobs,
+    pub hosts: Hosts,
     /// Turns true when the server is shutting down: long-lived connections
     /// (WebSockets) close so the graceful shutdown can finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,

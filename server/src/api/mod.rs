@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 mod accounts;
+mod hosts;
 pub mod jobs;
 mod profile;
 mod users;
@@ -23,6 +24,8 @@ pub fn router() -> Router<AppState> {
         .route("/me", get(accounts::me).patch(profile::update_me))
         .route("/me/keys", get(profile::list_keys).post(profile::add_key))
         .route("/me/keys/{id}", delete(profile::delete_key))
+        .route("/hosts", get(hosts::list))
+        .route("/hosts/{id}", get(hosts::get))
         .route("/jobs", get(jobs::list).post(jobs::create))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/cancel", post(jobs::cancel))

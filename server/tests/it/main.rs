@@ -36,6 +36,7 @@ macro_rules! both_engines {
 mod accounts;
 mod admin_api;
 mod binary;
+mod boot;
 mod http;
 mod jobs;
 mod jobs_processes;

@@ -1,0 +1,495 @@
+//! Physical nodes and what they are told when they boot (thesis §4.2, §5.1,
+//! listings A.3–A.4). A node PXE-boots into iPXE, which chains to
+//! `/boot/{mac}`; a MAC never seen before registers a host in state
+//! `discovered`; a host that is not marked for an install boots from its
+//! local disk. Every boot request is an event on the host's timeline.
+
+mod mac;
+mod network;
+pub mod scripts;
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::db::Db;
+pub use mac::Mac;
+pub use network::Network;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// Called the boot endpoint once; not enrolled into a pool yet.
+    Discovered,
+    /// Boots from its local disk.
+    Local,
+    /// Marked: the next boot gets the install.
+    InstallPending,
+    /// The system script was served; the installer runs.
+    Installing,
+    /// The installer said it is done.
+    Installed,
+    /// The install did not finish in time.
+    Failed,
+}
+
+impl HostState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Discovered => "discovered",
+            HostState::Local => "local",
+            HostState::InstallPending => "install_pending",
+            HostState::Installing => "installing",
+            HostState::Installed => "installed",
+            HostState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<HostState> {
+        Some(match text {
+            "discovered" => HostState::Discovered,
+            "local" => HostState::Local,
+            "install_pending" => HostState::InstallPending,
+            "installing" => HostState::Installing,
+            "installed" => HostState::Installed,
+            "failed" => HostState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A host as lists and the API show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Host {
+    pub id: i64,
+    pub name: String,
+    /// `52:54:00:12:34:56`, sorted.
+    pub macs: Vec<String>,
+    pub state: HostState,
+    pub pool: Option<String>,
+    pub holder: Option<String>,
+    pub interface: String,
+    pub vars: serde_json::Value,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub last_ip: Option<String>,
+    pub state_changed_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One entry of a host's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct HostEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub source_ip: Option<String>,
+    /// `discovered`, `boot`, `unattended`, `done`, `state`, `render_error`…
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostsError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The rules of the boot endpoints (from `[boot]`).
+#[derive(Debug, Clone)]
+pub struct BootSettings {
+    /// Where links in scripts point, without a trailing slash.
+    pub base_url: String,
+    pub allowed_networks: Vec<Network>,
+    pub discovery_per_minute: u32,
+    pub max_discovered: u32,
+}
+
+/// What a node is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootAnswer {
+    /// The host, unless it could not be registered (discovery limits).
+    pub host_id: Option<i64>,
+    pub script: String,
+}
+
+/// A token bucket: `per_minute` new hosts a minute, in bursts of as many.
+struct Limiter {
+    per_minute: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl Limiter {
+    fn new(per_minute: u32) -> Limiter {
+        Limiter {
+            per_minute: f64::from(per_minute),
+            state: Mutex::new((f64::from(per_minute), Instant::now())),
+        }
+    }
+
+    fn allow(&self) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        let (tokens, last) = &mut *state;
+        let now = Instant::now();
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0)
+            .min(self.per_minute);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Which hosts to list.
+#[derive(Debug, Clone, Default)]
+pub struct HostFilter {
+    pub pool: Option<String>,
+    pub state: Option<HostState>,
+    /// A holder's username.
+    pub holder: Option<String>,
+    pub mac: Option<Mac>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Clone)]
+pub struct Hosts {
+    db: Db,
+    settings: Arc<BootSettings>,
+    discovery: Arc<Limiter>,
+}
+
+#[derive(sqlx::FromRow)]
+struct HostRow {
+    id: i64,
+    name: String,
+    state: String,
+    pool: Option<String>,
+    holder: Option<String>,
+    interface: String,
+    vars: String,
+    last_seen_at: Option<DateTime<Utc>>,
+    last_ip: Option<String>,
+    state_changed_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    mac: Option<String>,
+}
+
+/// Rows of hosts joined with their MACs (one row per MAC) into hosts.
+fn group(rows: Vec<HostRow>) -> Vec<Host> {
+    let mut hosts: Vec<Host> = Vec::new();
+    for row in rows {
+        if let Some(last) = hosts.last_mut()
+            && last.id == row.id
+        {
+            last.macs.extend(row.mac);
+            continue;
+        }
+        hosts.push(Host {
+            id: row.id,
+            name: row.name,
+            macs: row.mac.into_iter().collect(),
+            state: HostState::parse(&row.state).unwrap_or(HostState::Discovered),
+            pool: row.pool,
+            holder: row.holder,
+            interface: row.interface,
+            vars: serde_json::from_str(&row.vars).unwrap_or_default(),
+            last_seen_at: row.last_seen_at,
+            last_ip: row.last_ip,
+            state_changed_at: row.state_changed_at,
+            created_at: row.created_at,
+        });
+    }
+    for host in &mut hosts {
+        host.macs.sort();
+    }
+    hosts
+}
+
+/// `SELECT` of hosts with pool, holder and one row per MAC.
+macro_rules! select_hosts {
+    ($inner:literal) => {
+        concat!(
+            "SELECT h.id, h.name, h.state, p.name AS pool, u.username AS holder, h.interface, h.vars, \
+             h.last_seen_at, h.last_ip, h.state_changed_at, h.created_at, m.mac \
+             FROM (",
+            $inner,
+            ") h LEFT JOIN pools p ON p.id = h.pool_id LEFT JOIN users u ON u.id = h.holder_id \
+             LEFT JOIN host_macs m ON m.host_id = h.id ORDER BY h.id, m.mac"
+        )
+    };
+}
+
+/// A host name from DHCP (`?hostname=`): an RFC 1123 name, lower-cased;
+/// anything else is ignored (a default name is used instead).
+pub fn valid_hostname(name: &str) -> Option<String> {
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    ok.then_some(name)
+}
+
+impl Hosts {
+    pub fn new(db: Db, settings: BootSettings) -> Hosts {
+        Hosts {
+            discovery: Arc::new(Limiter::new(settings.discovery_per_minute)),
+            db,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub fn settings(&self) -> &BootSettings {
+        &self.settings
+    }
+
+    /// Whether `ip` may call the boot endpoints.
+    pub fn allowed(&self, ip: IpAddr) -> bool {
+        self.settings.allowed_networks.is_empty()
+            || self
+                .settings
+                .allowed_networks
+                .iter()
+                .any(|n| n.contains(ip))
+    }
+
+    /// `GET /boot/{mac}`: registers or refreshes the host and answers its
+    /// script.
+    pub async fn boot(
+        &self,
+        mac: Mac,
+        hostname: Option<&str>,
+        ip: IpAddr,
+        now: DateTime<Utc>,
+    ) -> Result<BootAnswer, HostsError> {
+        let hostname = hostname.and_then(valid_hostname);
+        let ip_text = ip.to_string();
+        let host = match self.id_of(mac).await? {
+            Some(id) => Some(id),
+            None => {
+                self.discover(mac, hostname.as_deref(), &ip_text, now)
+                    .await?
+            }
+        };
+        let Some(id) = host else {
+            return Ok(BootAnswer {
+                host_id: None,
+                script: scripts::local_boot(None, mac),
+            });
+        };
+        let name: String = crate::with_pool!(&self.db, pool => {
+            sqlx::query_scalar(
+                "UPDATE hosts SET last_seen_at = $1, last_ip = $2, updated_at = $1 WHERE id = $3 RETURNING name",
+            )
+            .bind(now)
+            .bind(&ip_text)
+            .bind(id)
+            .fetch_one(pool)
+            .await
+        })?;
+        self.record(
+            id,
+            now,
+            Some(&ip_text),
+            "boot",
+            "served the local-boot script",
+        )
+        .await?;
+        Ok(BootAnswer {
+            host_id: Some(id),
+            script: scripts::local_boot(Some(&name), mac),
+        })
+    }
+
+    async fn id_of(&self, mac: Mac) -> Result<Option<i64>, sqlx::Error> {
+        crate::with_pool!(&self.db, pool => {
+            sqlx::query_scalar("SELECT host_id FROM host_macs WHERE mac = $1")
+                .bind(mac.to_string())
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    /// Registers a new host for `mac`, within the discovery limits; `None`
+    /// when a limit says no. Two first requests of one MAC at once make one
+    /// host.
+    async fn discover(
+        &self,
+        mac: Mac,
+        hostname: Option<&str>,
+        ip: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, HostsError> {
+        let waiting: i64 = crate::with_pool!(&self.db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM hosts WHERE state = 'discovered'")
+                .fetch_one(pool)
+                .await
+        })?;
+        if waiting >= i64::from(self.settings.max_discovered) {
+            tracing::warn!(%mac, waiting, "not registering a new node: too many hosts wait in state discovered (boot.max_discovered)");
+            return Ok(None);
+        }
+        if !self.discovery.allow() {
+            tracing::warn!(%mac, "not registering a new node: too many new MACs this minute (boot.discovery_per_minute)");
+            return Ok(None);
+        }
+        let name = hostname
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("node-{}", mac.compact()));
+        let mut tx = self.db.begin().await?;
+        let id: i64 = crate::with_tx!(&mut tx, conn => {
+            sqlx::query_scalar(
+                "INSERT INTO hosts (name, state, state_changed_at, created_at, updated_at) \
+                 VALUES ($1, 'discovered', $2, $2, $2) RETURNING id",
+            )
+            .bind(&name)
+            .bind(now)
+            .fetch_one(conn)
+            .await
+        })?;
+        let inserted = crate::with_tx!(&mut tx, conn => {
+            sqlx::query("INSERT INTO host_macs (mac, host_id) VALUES ($1, $2)")
+                .bind(mac.to_string())
+                .bind(id)
+                .execute(conn)
+                .await
+                .map(|_| ())
+        });
+        match inserted {
+            Ok(_) => {}
+            Err(err) if crate::db::unique_violation(&err).is_some() => {
+                // Another request registered it a moment ago.
+                drop(tx);
+                return Ok(self.id_of(mac).await?);
+            }
+            Err(err) => return Err(err.into()),
+        }
+        tx.commit().await?;
+        tracing::info!(host = id, %mac, %name, "new node discovered");
+        self.record(
+            id,
+            now,
+            Some(ip),
+            "discovered",
+            &format!("first boot request from {mac}; registered as {name}"),
+        )
+        .await?;
+        Ok(Some(id))
+    }
+
+    /// Adds an event to a host's timeline.
+    pub async fn record(
+        &self,
+        host: i64,
+        at: DateTime<Utc>,
+        source_ip: Option<&str>,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), sqlx::Error> {
+        crate::with_pool!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO host_events (host_id, at, source_ip, kind, detail) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(host)
+            .bind(at)
+            .bind(source_ip)
+            .bind(kind)
+            .bind(detail)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    /// The host a boot request names, for `/unattended` and `/done`.
+    pub async fn by_mac(&self, mac: Mac) -> Result<Option<Host>, HostsError> {
+        match self.id_of(mac).await? {
+            Some(id) => self.get(id).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Option<Host>, HostsError> {
+        let rows: Vec<HostRow> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_as(select_hosts!("SELECT * FROM hosts WHERE id = $1"))
+                .bind(id)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(group(rows).into_iter().next())
+    }
+
+    /// Hosts matching `filter`, by id.
+    pub async fn list(&self, filter: &HostFilter) -> Result<(Vec<Host>, i64), HostsError> {
+        let pool_name = filter.pool.clone().unwrap_or_default();
+        let state = filter.state.map(HostState::as_str).unwrap_or_default();
+        let holder = filter.holder.clone().unwrap_or_default();
+        let mac = filter.mac.map(|m| m.to_string()).unwrap_or_default();
+        let limit = filter.limit.clamp(1, 500);
+        let offset = filter.offset.max(0);
+        let (rows, total): (Vec<HostRow>, i64) = crate::with_pool!(&self.db, pool => {
+            let rows = sqlx::query_as(select_hosts!(
+                "SELECT * FROM hosts WHERE \
+                 ($1 = '' OR pool_id = (SELECT id FROM pools WHERE name = $1)) \
+                 AND ($2 = '' OR state = $2) \
+                 AND ($3 = '' OR holder_id = (SELECT id FROM users WHERE username = $3)) \
+                 AND ($4 = '' OR id IN (SELECT host_id FROM host_macs WHERE mac = $4)) \
+                 ORDER BY id LIMIT $5 OFFSET $6"
+            ))
+            .bind(&pool_name)
+            .bind(state)
+            .bind(&holder)
+            .bind(&mac)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            let total = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM hosts WHERE \
+                 ($1 = '' OR pool_id = (SELECT id FROM pools WHERE name = $1)) \
+                 AND ($2 = '' OR state = $2) \
+                 AND ($3 = '' OR holder_id = (SELECT id FROM users WHERE username = $3)) \
+                 AND ($4 = '' OR id IN (SELECT host_id FROM host_macs WHERE mac = $4))",
+            )
+            .bind(&pool_name)
+            .bind(state)
+            .bind(&holder)
+            .bind(&mac)
+            .fetch_one(pool)
+            .await?;
+            Ok::<_, sqlx::Error>((rows, total))
+        })?;
+        Ok((group(rows), total))
+    }
+
+    /// The newest `limit` events of a host's timeline, newest first.
+    pub async fn timeline(&self, host: i64, limit: i64) -> Result<Vec<HostEvent>, HostsError> {
+        Ok(crate::with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, at, source_ip, kind, detail FROM host_events WHERE host_id = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(host)
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+}

@@ -1,0 +1,223 @@
+//! The boot endpoints nodes call (no authentication; plain text; limited to
+//! `boot.allowed_networks` when set). Answers to iPXE start with `#!ipxe`.
+//!
+//! - `GET /boot.ipxe`: the entry script DHCP hands out.
+//! - `GET /boot/{mac}?hostname=…`: registers or refreshes the host; its
+//!   script.
+//! - `GET /boot/{mac}/unattended`, `GET|POST /boot/{mac}/done`: the
+//!   installer's answer file and its "finished" call.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bootler_domain::hosts::{Mac, scripts};
+
+use crate::state::AppState;
+
+/// The longest query string accepted (`?hostname=` of at most 253 bytes,
+/// URL-encoded).
+const MAX_QUERY: usize = 1024;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/boot.ipxe", get(entry))
+        .route("/boot/{mac}", get(boot))
+        .route("/boot/{mac}/unattended", get(unattended))
+        .route("/boot/{mac}/done", get(done).post(done))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            provisioning_only,
+        ))
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// Refuses callers outside the provisioning networks.
+async fn provisioning_only(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !state.hosts.allowed(peer.ip()) {
+        return text(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is not on a provisioning network (boot.allowed_networks); the boot endpoints answer only there.\n",
+                peer.ip()
+            ),
+        );
+    }
+    next.run(request).await
+}
+
+async fn entry(State(state): State<AppState>) -> Response {
+    text(StatusCode::OK, scripts::entry(&state.config.base_url()))
+}
+
+fn parse_mac(text: &str) -> Result<Mac, Box<Response>> {
+    Mac::parse(text).map_err(|reason| Box::new(text_error(StatusCode::BAD_REQUEST, reason)))
+}
+
+fn text_error(status: StatusCode, reason: String) -> Response {
+    text(status, format!("{reason}\n"))
+}
+
+/// `hostname` from the query string, `Ok(None)` if absent or empty.
+fn hostname(query: Option<&str>) -> Result<Option<String>, Box<Response>> {
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    if query.len() > MAX_QUERY {
+        return Err(Box::new(text_error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "The query string is too long ({} bytes, at most {MAX_QUERY}).",
+                query.len()
+            ),
+        )));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
+        Box::new(text_error(
+            StatusCode::BAD_REQUEST,
+            "The query string is not valid (expected ?hostname=<name>).".into(),
+        ))
+    })?;
+    Ok(pairs
+        .into_iter()
+        .find(|(key, _)| key == "hostname")
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty()))
+}
+
+async fn boot(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(mac): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mac = match parse_mac(&mac) {
+        Ok(mac) => mac,
+        Err(response) => return *response,
+    };
+    let hostname = match hostname(query.as_deref()) {
+        Ok(hostname) => hostname,
+        Err(response) => return *response,
+    };
+    match state
+        .hosts
+        .boot(mac, hostname.as_deref(), peer.ip(), chrono::Utc::now())
+        .await
+    {
+        Ok(answer) => text(StatusCode::OK, answer.script),
+        Err(err) => {
+            tracing::error!(%mac, error = %err, "boot request failed");
+            // The node should still boot: from its disk.
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "#!ipxe\necho Bootler cannot answer right now; booting from the local disk.\nexit\n",
+            )
+        }
+    }
+}
+
+async fn unattended(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(mac): Path<String>,
+) -> Response {
+    let mac = match parse_mac(&mac) {
+        Ok(mac) => mac,
+        Err(response) => return *response,
+    };
+    match state.hosts.by_mac(mac).await {
+        Ok(Some(host)) => {
+            let _ = state
+                .hosts
+                .record(
+                    host.id,
+                    chrono::Utc::now(),
+                    Some(&peer.ip().to_string()),
+                    "unattended",
+                    "asked for its answer file; it is not marked for an install",
+                )
+                .await;
+            text_error(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} ({mac}) is not marked for an install, so there is no answer file for it.",
+                    host.name
+                ),
+            )
+        }
+        Ok(None) => text_error(
+            StatusCode::NOT_FOUND,
+            format!("No host has the MAC address {mac}."),
+        ),
+        Err(err) => {
+            tracing::error!(%mac, error = %err, "unattended request failed");
+            text_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Bootler cannot answer right now; try again.".into(),
+            )
+        }
+    }
+}
+
+async fn done(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(mac): Path<String>,
+) -> Response {
+    let mac = match parse_mac(&mac) {
+        Ok(mac) => mac,
+        Err(response) => return *response,
+    };
+    match state.hosts.by_mac(mac).await {
+        Ok(Some(host)) => {
+            let _ = state
+                .hosts
+                .record(
+                    host.id,
+                    chrono::Utc::now(),
+                    Some(&peer.ip().to_string()),
+                    "done",
+                    "said its install finished, but none was running",
+                )
+                .await;
+            text_error(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} ({mac}) has no install running; nothing changed.",
+                    host.name
+                ),
+            )
+        }
+        Ok(None) => text_error(
+            StatusCode::NOT_FOUND,
+            format!("No host has the MAC address {mac}."),
+        ),
+        Err(err) => {
+            tracing::error!(%mac, error = %err, "done request failed");
+            text_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Bootler cannot answer right now; try again.".into(),
+            )
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The boot endpoints as nodes call them, and the hosts they register, on
+//! both engines.
+
+use bootler_domain::accounts::Role;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::support::app::TestApp;
+
+async fn plain(app: &TestApp, method: Method, path: &str) -> (u16, String, String) {
+    let res = app
+        .client
+        .request(method, format!("{}{path}", app.url))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let kind = res.headers()["content-type"].to_str().unwrap().to_string();
+    (status, kind, res.text().await.unwrap())
+}
+
+async fn json(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let res = request.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+both_engines! {
+    async fn nodes_register_and_boot_locally(app: TestApp) {
+        app.add_user("boss", Role::Admin).await;
+        app.add_user("ana", Role::User).await;
+
+        let (status, kind, body) = plain(app, Method::GET, "/boot.ipxe").await;
+        assert_eq!(status, 200);
+        assert_eq!(kind, "text/plain; charset=utf-8");
+        assert!(body.starts_with("#!ipxe\n"));
+        assert!(body.contains(&format!("chain {}/boot/${{mac_address}}?hostname=${{hostname:uristring}}", app.url)), "{body}");
+
+        let (status, _, body) = plain(app, Method::GET, "/boot/52-54-00-12-34-56?hostname=rack1-node3").await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "#!ipxe\necho Bootler: rack1-node3 (52:54:00:12:34:56) is not marked for an install; booting from the local disk.\nexit\n");
+        // The other form, upper case, no host name: the same host.
+        let (status, _, _) = plain(app, Method::GET, "/boot/52:54:00:12:34:56").await;
+        assert_eq!(status, 200);
+        let (status, _, _) = plain(app, Method::GET, "/boot/52-54-00-12-34-56?hostname=").await;
+        assert_eq!(status, 200);
+
+        let (status, body) = json(app.as_user(Method::GET, "boss", "/api/v1/hosts")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["total"], 1);
+        let host = &body["hosts"][0];
+        assert_eq!(host["name"], "rack1-node3");
+        assert_eq!(host["state"], "discovered");
+        assert_eq!(host["macs"], serde_json::json!(["52:54:00:12:34:56"]));
+        assert_eq!(host["last_ip"], "127.0.0.1");
+        assert_eq!(host["pool"], Value::Null);
+        let id = host["id"].as_i64().unwrap();
+        let (_, body) = json(app.as_user(Method::GET, "boss", &format!("/api/v1/hosts/{id}"))).await;
+        let kinds: Vec<&str> = body["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["boot", "boot", "boot", "discovered"]);
+        assert_eq!(body["timeline"][0]["source_ip"], "127.0.0.1");
+        assert_eq!(body["timeline"][0]["detail"], "served the local-boot script");
+
+        // Filters.
+        let (_, body) = json(app.as_user(Method::GET, "boss", "/api/v1/hosts?mac=52-54-00-12-34-56&state=discovered")).await;
+        assert_eq!(body["total"], 1);
+        let (_, body) = json(app.as_user(Method::GET, "boss", "/api/v1/hosts?state=installed")).await;
+        assert_eq!(body["total"], 0);
+        let (status, _) = json(app.as_user(Method::GET, "boss", "/api/v1/hosts?state=asleep")).await;
+        assert_eq!(status, 422);
+        let (status, _) = json(app.as_user(Method::GET, "boss", "/api/v1/hosts?mac=nope")).await;
+        assert_eq!(status, 422);
+        // People who hold nothing see nothing.
+        let (_, body) = json(app.as_user(Method::GET, "ana", "/api/v1/hosts")).await;
+        assert_eq!(body["total"], 0);
+        assert_eq!(json(app.as_user(Method::GET, "ana", &format!("/api/v1/hosts/{id}"))).await.0, 404);
+        assert_eq!(json(app.client.get(format!("{}/api/v1/hosts", app.url))).await.0, 401);
+
+        // Not marked: no answer file, no "done".
+        let (status, kind, body) = plain(app, Method::GET, "/boot/52-54-00-12-34-56/unattended").await;
+        assert_eq!((status, kind.as_str()), (409, "text/plain; charset=utf-8"));
+        assert!(body.contains("not marked for an install"), "{body}");
+        let (status, _, _) = plain(app, Method::POST, "/boot/52-54-00-12-34-56/done").await;
+        assert_eq!(status, 409);
+        let (status, _, _) = plain(app, Method::GET, "/boot/52-54-00-12-34-56/done").await;
+        assert_eq!(status, 409);
+        let (_, body) = json(app.as_user(Method::GET, "boss", "/api/v1/hosts")).await;
+        assert_eq!(body["hosts"][0]["state"], "discovered", "nothing changed");
+    }
+
+    async fn bad_boot_requests_get_plain_reasons(app: TestApp) {
+        for bad in ["52-54-00-12-34", "zz-54-00-12-34-56", "525400123456", "52-54-00-12-34-56-78", "%24%7Bnet0%2Fmac%7D"] {
+            let (status, kind, body) = plain(app, Method::GET, &format!("/boot/{bad}")).await;
+            assert_eq!(status, 400, "{bad}");
+            assert_eq!(kind, "text/plain; charset=utf-8");
+            assert!(body.contains("is not a MAC address"), "{bad}: {body}");
+        }
+        let long = format!("/boot/52-54-00-12-34-56?hostname={}", "a".repeat(2000));
+        let (status, _, body) = plain(app, Method::GET, &long).await;
+        assert_eq!(status, 400);
+        assert!(body.contains("too long"), "{body}");
+        let (status, _, _) = plain(app, Method::GET, "/boot/52-54-00-12-34-56/unattended".replace("52-54-00-12-34-56", "bad").as_str()).await;
+        assert_eq!(status, 400);
+        let (status, _, body) = plain(app, Method::GET, "/boot/52-54-00-00-00-01/unattended").await;
+        assert_eq!(status, 404);
+        assert!(body.contains("No host has the MAC address 52:54:00:00:00:01"));
+        let (status, _, _) = plain(app, Method::POST, "/boot/52-54-00-00-00-01/done").await;
+        assert_eq!(status, 404);
+        // Nothing of that was registered.
+        app.add_user("boss", Role::Admin).await;
+        let (_, body) = json(app.as_user(Method::GET, "boss", "/api/v1/hosts")).await;
+        assert_eq!(body["total"], 0);
+    }
+}
+
+#[tokio::test]
+async fn boot_endpoints_answer_only_provisioning_networks() {
+    let app = TestApp::start_with(None, |c| {
+        c.boot.allowed_networks = vec!["10.20.0.0/16".into()];
+    })
+    .await;
+    let (status, kind, body) = plain(&app, Method::GET, "/boot/52-54-00-12-34-56").await;
+    assert_eq!((status, kind.as_str()), (403, "text/plain; charset=utf-8"));
+    assert!(
+        body.contains("127.0.0.1 is not on a provisioning network"),
+        "{body}"
+    );
+    assert_eq!(plain(&app, Method::GET, "/boot.ipxe").await.0, 403);
+    // The rest of the site is not affected.
+    assert_eq!(plain(&app, Method::GET, "/healthz").await.0, 200);
+    app.stop().await;
+}
