@@ -23,7 +23,11 @@ pub fn entry(base_url: &str) -> String {
     }
     script.push_str(&format!(
         ":chainboot\n\
-         chain {base_url}/boot/${{mac_address}}?hostname=${{hostname:uristring}} || goto exit\n\n\
+         chain {base_url}/boot/${{mac_address}}?hostname=${{hostname:uristring}} || goto unreachable\n\
+         exit\n\n\
+         :unreachable\n\
+         echo Bootler: {base_url} did not answer; booting from the local disk.\n\
+         exit\n\n\
          :exit\n\
          echo Bootler: no network interface got an address; booting from the local disk.\n\
          exit\n"

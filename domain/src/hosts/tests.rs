@@ -259,7 +259,12 @@ set mac_address ${net3/mac:hexhyp}
 goto chainboot
 
 :chainboot
-chain http://bootler.lab:3000/boot/${mac_address}?hostname=${hostname:uristring} || goto exit
+chain http://bootler.lab:3000/boot/${mac_address}?hostname=${hostname:uristring} || goto unreachable
+exit
+
+:unreachable
+echo Bootler: http://bootler.lab:3000 did not answer; booting from the local disk.
+exit
 
 :exit
 echo Bootler: no network interface got an address; booting from the local disk.

@@ -43,4 +43,5 @@ mod jobs_processes;
 mod ldap;
 mod mail;
 mod postgres;
+mod pxe;
 mod sessions;

@@ -1,5 +1,6 @@
 pub mod app;
 pub mod pg;
 pub mod process;
+pub mod pxe;
 pub mod slapd;
 pub mod smtp;
