@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod mail;
 pub mod secret;
 pub mod ssh_key;
+pub mod templates;
 
 pub use config::Config;
 pub use db::Db;
