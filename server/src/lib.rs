@@ -113,6 +113,7 @@ impl Server {
         }
         let jobs = services::jobs(&config, &db);
         let hosts = services::hosts(&config, &db)?;
+        let templates = bootler_domain::templates::Templates::new(db.clone());
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let state = AppState {
             leptos: leptos_options(&config, addr),
@@ -121,6 +122,7 @@ impl Server {
             accounts,
             jobs,
             hosts,
+            templates,
             stopping,
             metrics: metrics::shared(),
         };

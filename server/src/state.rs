@@ -4,6 +4,7 @@ use axum::extract::FromRef;
 use bootler_domain::accounts::Accounts;
 use bootler_domain::hosts::Hosts;
 use bootler_domain::jobs::Jobs;
+use bootler_domain::templates::Templates;
 use bootler_domain::{Config, Db};
 use leptos::config::LeptosOptions;
 
@@ -17,6 +18,7 @@ pub struct AppState {
     pub accounts: Accounts,
     pub jobs: Jobs,
     pub hosts: Hosts,
+    pub templates: Templates,
     /// Turns true when the server is shutting down: long-lived connections
     /// (WebSockets) close so the graceful shutdown can finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,

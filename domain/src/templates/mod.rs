@@ -1,10 +1,13 @@
 //! Templates: *system* scripts (iPXE) and *unattended* files (preseed,
 //! kickstart, Clonezilla commands, any text), rendered with minijinja in a
-//! sandbox. Storage, versions and the shipped defaults come next; this is
-//! the renderer and its context.
+//! sandbox, and stored with every version. The shipped defaults come next.
 
 mod render;
+mod store;
 #[cfg(test)]
 mod tests;
 
-pub use render::{Limits, RenderContext, RenderError, render};
+pub use render::{
+    HostContext, Limits, MacContext, RenderContext, RenderError, UserContext, check_syntax, render,
+};
+pub use store::{Actor, Draft, Kind, MAX_BODY, Template, Templates, TemplatesError, Version};

@@ -157,6 +157,19 @@ pub fn render(
     })
 }
 
+/// Whether `body` compiles (the error names the line), without rendering.
+pub fn check_syntax(name: &str, body: &str) -> Result<(), RenderError> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.template_from_named_str(name, body)
+        .map(|_| ())
+        .map_err(|err| RenderError {
+            template: name.to_string(),
+            line: err.line(),
+            reason: reason(&err),
+        })
+}
+
 /// The reason of a minijinja error in words for template authors.
 fn reason(err: &minijinja::Error) -> String {
     let detail = err.detail().map(str::to_string);

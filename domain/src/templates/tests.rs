@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::render::{HostContext, MacContext, UserContext};
 use super::*;
 
 fn context() -> RenderContext {

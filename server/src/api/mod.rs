@@ -14,6 +14,7 @@ mod accounts;
 mod hosts;
 pub mod jobs;
 mod profile;
+mod templates;
 mod users;
 
 pub fn router() -> Router<AppState> {
@@ -26,6 +27,14 @@ pub fn router() -> Router<AppState> {
         .route("/me/keys/{id}", delete(profile::delete_key))
         .route("/hosts", get(hosts::list))
         .route("/hosts/{id}", get(hosts::get))
+        .route("/templates", get(templates::list).post(templates::create))
+        .route(
+            "/templates/{id}",
+            get(templates::get)
+                .put(templates::update)
+                .delete(templates::delete),
+        )
+        .route("/templates/{id}/preview", post(templates::preview))
         .route("/jobs", get(jobs::list).post(jobs::create))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/cancel", post(jobs::cancel))

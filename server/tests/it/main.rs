@@ -45,3 +45,4 @@ mod mail;
 mod postgres;
 mod pxe;
 mod sessions;
+mod templates;

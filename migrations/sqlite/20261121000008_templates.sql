@@ -1,0 +1,25 @@
+-- Templates: `system` (an iPXE script) and `unattended` (any text),
+-- global (owner_id NULL, managed by admins) or private to one person.
+-- `body` and `version` are the current ones; every version is kept.
+CREATE TABLE templates (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('system', 'unattended')),
+    owner_id    INTEGER REFERENCES users (id) ON DELETE CASCADE,
+    description TEXT NOT NULL DEFAULT '',
+    version     INTEGER NOT NULL DEFAULT 1,
+    body        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE UNIQUE INDEX templates_global_name ON templates (name) WHERE owner_id IS NULL;
+CREATE UNIQUE INDEX templates_private_name ON templates (owner_id, name) WHERE owner_id IS NOT NULL;
+
+CREATE TABLE template_versions (
+    template_id INTEGER NOT NULL REFERENCES templates (id) ON DELETE CASCADE,
+    version     INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    created_by  INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (template_id, version)
+);
