@@ -152,6 +152,17 @@ impl Limiter {
     }
 }
 
+/// The largest `vars` object accepted, serialized.
+pub const MAX_VARS: usize = 64 * 1024;
+
+/// What `PUT /api/v1/hosts/{id}` may change (so far).
+#[derive(Debug, Clone, Default)]
+pub struct HostChange {
+    pub name: Option<String>,
+    pub interface: Option<String>,
+    pub vars: Option<serde_json::Value>,
+}
+
 /// Which hosts to list.
 #[derive(Debug, Clone, Default)]
 pub struct HostFilter {
@@ -478,6 +489,95 @@ impl Hosts {
             Ok::<_, sqlx::Error>((rows, total))
         })?;
         Ok((group(rows), total))
+    }
+
+    /// Changes a host's name, installer interface or variables; each change
+    /// is an event on its timeline, naming who made it.
+    pub async fn update(
+        &self,
+        id: i64,
+        change: HostChange,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Host, HostsError> {
+        let host = self
+            .get(id)
+            .await?
+            .ok_or_else(|| HostsError::NotFound(format!("There is no host {id}.")))?;
+        let name = match &change.name {
+            Some(name) => valid_hostname(name).ok_or_else(|| {
+                HostsError::Invalid(format!(
+                    "“{}” is not a host name: letters, digits and '-', in dot-separated parts of at most 63 characters.",
+                    name.chars().take(70).collect::<String>()
+                ))
+            })?,
+            None => host.name.clone(),
+        };
+        let interface = match &change.interface {
+            Some(interface) => {
+                let ok = !interface.is_empty()
+                    && interface.len() <= 15
+                    && interface
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !ok {
+                    return Err(HostsError::Invalid(format!(
+                        "“{}” is not a network interface name (1 to 15 letters, digits, '-', '_' or '.', like eth0 or enp3s0).",
+                        interface.chars().take(20).collect::<String>()
+                    )));
+                }
+                interface.clone()
+            }
+            None => host.interface.clone(),
+        };
+        let vars = match &change.vars {
+            Some(vars) if !vars.is_object() => {
+                return Err(HostsError::Invalid(
+                    "`vars` is a JSON object, such as {\"disk\": \"sda\"}.".into(),
+                ));
+            }
+            Some(vars) if vars.to_string().len() > MAX_VARS => {
+                return Err(HostsError::Invalid(format!(
+                    "`vars` is larger than {MAX_VARS} bytes."
+                )));
+            }
+            Some(vars) => vars.clone(),
+            None => host.vars.clone(),
+        };
+        crate::with_pool!(&self.db, pool => {
+            sqlx::query("UPDATE hosts SET name = $1, interface = $2, vars = $3, updated_at = $4 WHERE id = $5")
+                .bind(&name)
+                .bind(&interface)
+                .bind(vars.to_string())
+                .bind(now)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        let mut changed = Vec::new();
+        if name != host.name {
+            changed.push(format!("name {} → {name}", host.name));
+        }
+        if interface != host.interface {
+            changed.push(format!("interface {} → {interface}", host.interface));
+        }
+        if vars != host.vars {
+            changed.push("vars".to_string());
+        }
+        if !changed.is_empty() {
+            self.record(
+                id,
+                now,
+                None,
+                "changed",
+                &format!("{by} changed {}", changed.join(", ")),
+            )
+            .await?;
+        }
+        self.get(id)
+            .await?
+            .ok_or_else(|| HostsError::NotFound(format!("There is no host {id}.")))
     }
 
     /// The newest `limit` events of a host's timeline, newest first.

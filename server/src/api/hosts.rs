@@ -2,10 +2,10 @@
 //! hosts they hold.
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use bootler_domain::accounts::Role;
-use bootler_domain::hosts::{HostFilter, HostState, HostsError, Mac};
+use bootler_domain::hosts::{HostChange, HostFilter, HostState, HostsError, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -87,4 +87,47 @@ pub async fn get(
         .ok_or_else(|| ApiError::NotFound(format!("There is no host {id} that you hold.")))?;
     let timeline = state.hosts.timeline(id, 50).await?;
     Ok(Json(json!({ "host": host, "timeline": timeline })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    name: Option<String>,
+    interface: Option<String>,
+    vars: Option<Value>,
+}
+
+/// `PUT /api/v1/hosts/{id}`: any of `name`, `interface`, `vars` (a JSON
+/// object). Admins, until leasing gives hosts their holders.
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<Change>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::BadRequest("A host id is a number.".into()))?;
+    let Json(change) = body?;
+    let host = state.hosts.get(id).await?;
+    let allowed = host.as_ref().is_some_and(|h| {
+        user.role == Role::Admin || h.holder.as_deref() == Some(user.username.as_str())
+    });
+    if !allowed {
+        return Err(ApiError::NotFound(format!(
+            "There is no host {id} that you hold."
+        )));
+    }
+    let host = state
+        .hosts
+        .update(
+            id,
+            HostChange {
+                name: change.name,
+                interface: change.interface,
+                vars: change.vars,
+            },
+            &user.username,
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok(Json(json!({ "host": host })))
 }

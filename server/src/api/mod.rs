@@ -26,7 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/me/keys", get(profile::list_keys).post(profile::add_key))
         .route("/me/keys/{id}", delete(profile::delete_key))
         .route("/hosts", get(hosts::list))
-        .route("/hosts/{id}", get(hosts::get))
+        .route("/hosts/{id}", get(hosts::get).put(hosts::update))
         .route("/templates", get(templates::list).post(templates::create))
         .route(
             "/templates/{id}",

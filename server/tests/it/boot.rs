@@ -76,6 +76,33 @@ both_engines! {
         assert_eq!(json(app.as_user(Method::GET, "ana", &format!("/api/v1/hosts/{id}"))).await.0, 404);
         assert_eq!(json(app.client.get(format!("{}/api/v1/hosts", app.url))).await.0, 401);
 
+        // Boot options: name, interface, vars; each change on the timeline.
+        let put = |user: &str, body: Value| app.as_user(Method::PUT, user, &format!("/api/v1/hosts/{id}")).json(&body);
+        let (status, body) = json(put("boss", serde_json::json!({"name": "Rack1-Node3b", "interface": "enp3s0", "vars": {"disk": "nvme0n1"}}))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["host"]["name"], "rack1-node3b");
+        assert_eq!(body["host"]["interface"], "enp3s0");
+        assert_eq!(body["host"]["vars"]["disk"], "nvme0n1");
+        for bad in [
+            serde_json::json!({"name": "two words"}),
+            serde_json::json!({"name": "x\nexit"}),
+            serde_json::json!({"interface": "eth0; reboot"}),
+            serde_json::json!({"vars": ["not", "an", "object"]}),
+            serde_json::json!({"vars": "disk=sda"}),
+            serde_json::json!({"colour": "red"}),
+        ] {
+            let (status, body) = json(put("boss", bad.clone())).await;
+            assert_eq!(status, 422, "{bad}: {body}");
+        }
+        assert_eq!(json(put("ana", serde_json::json!({"name": "mine"}))).await.0, 404);
+        let (_, body) = json(app.as_user(Method::GET, "boss", &format!("/api/v1/hosts/{id}"))).await;
+        assert_eq!(body["host"]["name"], "rack1-node3b", "nothing changed by the refusals");
+        assert_eq!(body["timeline"][0]["kind"], "changed");
+        assert_eq!(body["timeline"][0]["detail"], "boss changed name rack1-node3 → rack1-node3b, interface eth0 → enp3s0, vars");
+        // The next boot greets the new name.
+        let (_, _, script) = plain(app, Method::GET, "/boot/52-54-00-12-34-56").await;
+        assert!(script.contains("rack1-node3b (52:54:00:12:34:56)"), "{script}");
+
         // Not marked: no answer file, no "done".
         let (status, kind, body) = plain(app, Method::GET, "/boot/52-54-00-12-34-56/unattended").await;
         assert_eq!((status, kind.as_str()), (409, "text/plain; charset=utf-8"));
