@@ -141,42 +141,15 @@ async fn unattended(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(mac): Path<String>,
 ) -> Response {
-    let mac = match parse_mac(&mac) {
-        Ok(mac) => mac,
-        Err(response) => return *response,
-    };
-    match state.hosts.by_mac(mac).await {
-        Ok(Some(host)) => {
-            let _ = state
-                .hosts
-                .record(
-                    host.id,
-                    chrono::Utc::now(),
-                    Some(&peer.ip().to_string()),
-                    "unattended",
-                    "asked for its answer file; it is not marked for an install",
-                )
-                .await;
-            text_error(
-                StatusCode::CONFLICT,
-                format!(
-                    "{} ({mac}) is not marked for an install, so there is no answer file for it.",
-                    host.name
-                ),
-            )
-        }
-        Ok(None) => text_error(
-            StatusCode::NOT_FOUND,
-            format!("No host has the MAC address {mac}."),
-        ),
-        Err(err) => {
-            tracing::error!(%mac, error = %err, "unattended request failed");
-            text_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Bootler cannot answer right now; try again.".into(),
-            )
-        }
-    }
+    without_install(
+        &state,
+        peer,
+        &mac,
+        "unattended",
+        "asked for its answer file; it is not marked for an install",
+        "is not marked for an install, so there is no answer file for it",
+    )
+    .await
 }
 
 async fn done(
@@ -184,7 +157,29 @@ async fn done(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(mac): Path<String>,
 ) -> Response {
-    let mac = match parse_mac(&mac) {
+    without_install(
+        &state,
+        peer,
+        &mac,
+        "done",
+        "said its install finished, but none was running",
+        "has no install running; nothing changed",
+    )
+    .await
+}
+
+/// An installer's call (`kind`) for a host with no install running: a
+/// timeline event (`detail`) and 409 "<name> (<mac>) <refusal>."; 404 for
+/// an unknown MAC.
+async fn without_install(
+    state: &AppState,
+    peer: SocketAddr,
+    mac: &str,
+    kind: &str,
+    detail: &str,
+    refusal: &str,
+) -> Response {
+    let mac = match parse_mac(mac) {
         Ok(mac) => mac,
         Err(response) => return *response,
     };
@@ -196,16 +191,13 @@ async fn done(
                     host.id,
                     chrono::Utc::now(),
                     Some(&peer.ip().to_string()),
-                    "done",
-                    "said its install finished, but none was running",
+                    kind,
+                    detail,
                 )
                 .await;
             text_error(
                 StatusCode::CONFLICT,
-                format!(
-                    "{} ({mac}) has no install running; nothing changed.",
-                    host.name
-                ),
+                format!("{} ({mac}) {refusal}.", host.name),
             )
         }
         Ok(None) => text_error(
@@ -213,7 +205,7 @@ async fn done(
             format!("No host has the MAC address {mac}."),
         ),
         Err(err) => {
-            tracing::error!(%mac, error = %err, "done request failed");
+            tracing::error!(%mac, kind, error = %err, "installer request failed");
             text_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Bootler cannot answer right now; try again.".into(),

@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::{signed_in, to};
+use super::{general_message, signed_in, to};
 use crate::api::jobs::{actor, start_diagnostic};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -22,51 +22,40 @@ fn id(text: &str) -> Option<i64> {
     text.parse().ok()
 }
 
-fn failed(err: ApiError) -> Redirect {
-    let message = match err {
-        ApiError::Internal(_) => {
-            "Something went wrong on our side; nothing was changed. Please try again.".to_string()
-        }
-        other => other.to_string(),
-    };
-    to("/jobs", &[("err", message)])
+fn failed(err: impl Into<ApiError>) -> Redirect {
+    to("/jobs", &[("err", general_message(err))])
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Retry,
+    Cancel,
 }
 
 pub async fn retry(
-    State(state): State<AppState>,
+    state: State<AppState>,
     headers: HeaderMap,
-    Path(job): Path<String>,
+    job: Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Redirect {
-    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    let session = match signed_in(&state, &headers, &csrf, "/jobs").await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
-    let Some(job) = id(&job) else {
-        return to("/jobs", &[("err", "There is no such job.")]);
-    };
-    match state
-        .jobs
-        .retry(actor(&session.user), job, chrono::Utc::now())
-        .await
-    {
-        Ok(job) => to(
-            "/jobs",
-            &[(
-                "notice",
-                format!("{} #{} is queued again.", job.title, job.id),
-            )],
-        ),
-        Err(err) => failed(err.into()),
-    }
+    act(state, headers, job, form, Action::Retry).await
 }
 
 pub async fn cancel(
+    state: State<AppState>,
+    headers: HeaderMap,
+    job: Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Redirect {
+    act(state, headers, job, form, Action::Cancel).await
+}
+
+async fn act(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(job): Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
+    action: Action,
 ) -> Redirect {
     let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
     let session = match signed_in(&state, &headers, &csrf, "/jobs").await {
@@ -76,19 +65,18 @@ pub async fn cancel(
     let Some(job) = id(&job) else {
         return to("/jobs", &[("err", "There is no such job.")]);
     };
-    match state
-        .jobs
-        .cancel(actor(&session.user), job, chrono::Utc::now())
-        .await
-    {
+    let actor = actor(&session.user);
+    let now = chrono::Utc::now();
+    let (result, done) = match action {
+        Action::Retry => (state.jobs.retry(actor, job, now).await, "is queued again"),
+        Action::Cancel => (state.jobs.cancel(actor, job, now).await, "was cancelled"),
+    };
+    match result {
         Ok(job) => to(
             "/jobs",
-            &[(
-                "notice",
-                format!("{} #{} was cancelled.", job.title, job.id),
-            )],
+            &[("notice", format!("{} #{} {done}.", job.title, job.id))],
         ),
-        Err(err) => failed(err.into()),
+        Err(err) => failed(err),
     }
 }
 

@@ -74,9 +74,10 @@ fn field_params(errors: Vec<FieldError>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A sentence for errors that do not belong to one field.
-fn general_message(err: AccountError) -> String {
-    match ApiError::from(err) {
+/// A sentence for errors that do not belong to one field (a bug is never
+/// described, only admitted).
+fn general_message(err: impl Into<ApiError>) -> String {
+    match err.into() {
         ApiError::Internal(_) => {
             "Something went wrong on our side; nothing was changed. Please try again.".into()
         }
