@@ -72,6 +72,10 @@ pub struct BootConfig {
     /// At most this many hosts wait in state `discovered`.
     #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
     pub max_discovered: u32,
+    /// An install that has not called `/boot/{mac}/done` this many minutes
+    /// after its system script was served is marked failed.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub install_timeout_minutes: u32,
 }
 
 impl Default for BootConfig {
@@ -80,6 +84,7 @@ impl Default for BootConfig {
             allowed_networks: Vec::new(),
             discovery_per_minute: 60,
             max_discovered: 1000,
+            install_timeout_minutes: 120,
         }
     }
 }

@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bootler_domain::hosts::{Mac, scripts};
+use bootler_domain::hosts::{HostsError, Mac, Served, scripts};
 
 use crate::state::AppState;
 
@@ -141,15 +141,18 @@ async fn unattended(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(mac): Path<String>,
 ) -> Response {
-    without_install(
-        &state,
-        peer,
-        &mac,
+    let mac = match parse_mac(&mac) {
+        Ok(mac) => mac,
+        Err(response) => return *response,
+    };
+    installer_answer(
+        mac,
         "unattended",
-        "asked for its answer file; it is not marked for an install",
-        "is not marked for an install, so there is no answer file for it",
+        state
+            .hosts
+            .unattended(mac, peer.ip(), chrono::Utc::now())
+            .await,
     )
-    .await
 }
 
 async fn done(
@@ -157,54 +160,30 @@ async fn done(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(mac): Path<String>,
 ) -> Response {
-    without_install(
-        &state,
-        peer,
-        &mac,
-        "done",
-        "said its install finished, but none was running",
-        "has no install running; nothing changed",
-    )
-    .await
-}
-
-/// An installer's call (`kind`) for a host with no install running: a
-/// timeline event (`detail`) and 409 "<name> (<mac>) <refusal>."; 404 for
-/// an unknown MAC.
-async fn without_install(
-    state: &AppState,
-    peer: SocketAddr,
-    mac: &str,
-    kind: &str,
-    detail: &str,
-    refusal: &str,
-) -> Response {
-    let mac = match parse_mac(mac) {
+    let mac = match parse_mac(&mac) {
         Ok(mac) => mac,
         Err(response) => return *response,
     };
-    match state.hosts.by_mac(mac).await {
-        Ok(Some(host)) => {
-            let _ = state
-                .hosts
-                .record(
-                    host.id,
-                    chrono::Utc::now(),
-                    Some(&peer.ip().to_string()),
-                    kind,
-                    detail,
-                )
-                .await;
-            text_error(
-                StatusCode::CONFLICT,
-                format!("{} ({mac}) {refusal}.", host.name),
-            )
+    installer_answer(
+        mac,
+        "done",
+        state.hosts.done(mac, peer.ip(), chrono::Utc::now()).await,
+    )
+}
+
+/// The answer to an installer's call (`kind`): its text, or a plain-text
+/// reason: 404 for an unknown MAC, 409 when no install runs, 422 when the
+/// template does not render.
+fn installer_answer(mac: Mac, kind: &str, result: Result<Served, HostsError>) -> Response {
+    match result {
+        Ok(served) => text(StatusCode::OK, served.text),
+        Err(HostsError::NotFound(reason)) => text_error(StatusCode::NOT_FOUND, reason),
+        Err(HostsError::Conflict(reason)) => text_error(StatusCode::CONFLICT, reason),
+        Err(HostsError::Render(reason)) => text_error(StatusCode::UNPROCESSABLE_ENTITY, reason),
+        Err(HostsError::Invalid(reason) | HostsError::Forbidden(reason)) => {
+            text_error(StatusCode::BAD_REQUEST, reason)
         }
-        Ok(None) => text_error(
-            StatusCode::NOT_FOUND,
-            format!("No host has the MAC address {mac}."),
-        ),
-        Err(err) => {
+        Err(HostsError::Database(err)) => {
             tracing::error!(%mac, kind, error = %err, "installer request failed");
             text_error(
                 StatusCode::SERVICE_UNAVAILABLE,

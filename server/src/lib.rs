@@ -112,7 +112,7 @@ impl Server {
             );
         }
         let jobs = services::jobs(&config, &db);
-        let hosts = services::hosts(&config, &db)?;
+        let hosts = services::hosts(&config, &db, jobs.events().clone())?;
         let templates = bootler_domain::templates::Templates::new(db.clone());
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let state = AppState {
@@ -157,6 +157,10 @@ impl Server {
             site = %self.state.config.site_dir.display(),
             "listening on http://{addr}"
         );
+        let watchdog = tokio::spawn(watchdog(
+            self.state.hosts.clone(),
+            self.state.stopping.clone(),
+        ));
         let stopping = self.stopping;
         let served = axum::serve(
             self.listener,
@@ -169,9 +173,31 @@ impl Server {
         .await;
         // Running jobs finish (for a bounded time) before the database closes.
         workers.shutdown().await;
+        let _ = watchdog.await;
         db.close().await;
         served?;
         Ok(())
+    }
+}
+
+/// Fails installs that ran past `boot.install_timeout_minutes`, once a
+/// minute (every replica may: each change is guarded by the state).
+async fn watchdog(
+    hosts: bootler_domain::hosts::Hosts,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        match hosts.watchdog(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(failed = n, "installs ran past boot.install_timeout_minutes"),
+            Err(err) => tracing::warn!(error = %err, "install watchdog"),
+        }
     }
 }
 

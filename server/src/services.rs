@@ -71,7 +71,7 @@ pub fn jobs(config: &Config, db: &Db) -> Jobs {
 }
 
 /// The host registry and the boot endpoints' rules.
-pub fn hosts(config: &Config, db: &Db) -> anyhow::Result<Hosts> {
+pub fn hosts(config: &Config, db: &Db, events: Events) -> anyhow::Result<Hosts> {
     let allowed_networks = config
         .boot
         .allowed_networks
@@ -85,6 +85,10 @@ pub fn hosts(config: &Config, db: &Db) -> anyhow::Result<Hosts> {
             allowed_networks,
             discovery_per_minute: config.boot.discovery_per_minute,
             max_discovered: config.boot.max_discovered,
+            install_timeout: std::time::Duration::from_secs(
+                u64::from(config.boot.install_timeout_minutes.max(1)) * 60,
+            ),
         },
+        events,
     ))
 }

@@ -6,6 +6,8 @@
 
 mod mac;
 mod network;
+mod pools;
+mod provision;
 pub mod scripts;
 #[cfg(test)]
 mod tests;
@@ -18,8 +20,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::db::Db;
+use crate::jobs::Events;
+use crate::templates::Kind;
 pub use mac::Mac;
 pub use network::Network;
+pub use pools::Pool;
+pub use provision::{Actor, Served, TemplateChoice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,6 +85,20 @@ pub struct Host {
     pub last_ip: Option<String>,
     pub state_changed_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    /// The boot options: the system and unattended templates chosen.
+    pub system: Option<TemplateRef>,
+    pub unattended: Option<TemplateRef>,
+    /// Who marked the host for its current or last install.
+    pub marked_by: Option<String>,
+    #[serde(skip)]
+    pub holder_id: Option<i64>,
+}
+
+/// A template chosen as a boot option.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TemplateRef {
+    pub id: i64,
+    pub name: String,
 }
 
 /// One entry of a host's timeline.
@@ -98,6 +118,13 @@ pub enum HostsError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A template did not render (the text names template, line, reason).
+    #[error("{0}")]
+    Render(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -110,6 +137,8 @@ pub struct BootSettings {
     pub allowed_networks: Vec<Network>,
     pub discovery_per_minute: u32,
     pub max_discovered: u32,
+    /// How long an install may run before the watchdog calls it failed.
+    pub install_timeout: std::time::Duration,
 }
 
 /// What a node is told.
@@ -155,12 +184,19 @@ impl Limiter {
 /// The largest `vars` object accepted, serialized.
 pub const MAX_VARS: usize = 64 * 1024;
 
-/// What `PUT /api/v1/hosts/{id}` may change (so far).
+/// What `PUT /api/v1/hosts/{id}` may change. `None`: leave as it is;
+/// `Some(None)` for `pool`, `system` and `unattended`: clear it.
 #[derive(Debug, Clone, Default)]
 pub struct HostChange {
     pub name: Option<String>,
     pub interface: Option<String>,
     pub vars: Option<serde_json::Value>,
+    /// A pool's name (admins). Enrolling a discovered host makes it `local`.
+    pub pool: Option<Option<String>>,
+    pub system: Option<Option<TemplateChoice>>,
+    pub unattended: Option<Option<TemplateChoice>>,
+    /// The host's MAC addresses, all of them (admins).
+    pub macs: Option<Vec<String>>,
 }
 
 /// Which hosts to list.
@@ -180,6 +216,7 @@ pub struct Hosts {
     db: Db,
     settings: Arc<BootSettings>,
     discovery: Arc<Limiter>,
+    events: Events,
 }
 
 #[derive(sqlx::FromRow)]
@@ -195,6 +232,12 @@ struct HostRow {
     last_ip: Option<String>,
     state_changed_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
+    holder_id: Option<i64>,
+    system_id: Option<i64>,
+    system_name: Option<String>,
+    unattended_id: Option<i64>,
+    unattended_name: Option<String>,
+    marked_by: Option<String>,
     mac: Option<String>,
 }
 
@@ -221,6 +264,16 @@ fn group(rows: Vec<HostRow>) -> Vec<Host> {
             last_ip: row.last_ip,
             state_changed_at: row.state_changed_at,
             created_at: row.created_at,
+            system: row
+                .system_id
+                .zip(row.system_name)
+                .map(|(id, name)| TemplateRef { id, name }),
+            unattended: row
+                .unattended_id
+                .zip(row.unattended_name)
+                .map(|(id, name)| TemplateRef { id, name }),
+            marked_by: row.marked_by,
+            holder_id: row.holder_id,
         });
     }
     for host in &mut hosts {
@@ -234,13 +287,38 @@ macro_rules! select_hosts {
     ($inner:literal) => {
         concat!(
             "SELECT h.id, h.name, h.state, p.name AS pool, u.username AS holder, h.interface, h.vars, \
-             h.last_seen_at, h.last_ip, h.state_changed_at, h.created_at, m.mac \
+             h.last_seen_at, h.last_ip, h.state_changed_at, h.created_at, h.holder_id, \
+             st.id AS system_id, st.name AS system_name, ut.id AS unattended_id, ut.name AS unattended_name, \
+             mb.username AS marked_by, m.mac \
              FROM (",
             $inner,
             ") h LEFT JOIN pools p ON p.id = h.pool_id LEFT JOIN users u ON u.id = h.holder_id \
+             LEFT JOIN templates st ON st.id = h.system_template_id \
+             LEFT JOIN templates ut ON ut.id = h.unattended_template_id \
+             LEFT JOIN users mb ON mb.id = h.marked_by \
              LEFT JOIN host_macs m ON m.host_id = h.id ORDER BY h.id, m.mac"
         )
     };
+}
+
+/// A host's MAC addresses as given to `PUT`: at least one, no repeats,
+/// at most 16.
+fn parse_macs(list: &[String]) -> Result<Vec<Mac>, HostsError> {
+    if list.is_empty() || list.len() > 16 {
+        return Err(HostsError::Invalid(
+            "A host has between 1 and 16 MAC addresses.".into(),
+        ));
+    }
+    let mut macs = Vec::with_capacity(list.len());
+    for text in list {
+        let mac = Mac::parse(text).map_err(HostsError::Invalid)?;
+        if macs.contains(&mac) {
+            return Err(HostsError::Invalid(format!("{mac} is listed twice.")));
+        }
+        macs.push(mac);
+    }
+    macs.sort_by_key(|m| m.to_string());
+    Ok(macs)
 }
 
 /// A host name from DHCP (`?hostname=`): an RFC 1123 name, lower-cased;
@@ -260,11 +338,12 @@ pub fn valid_hostname(name: &str) -> Option<String> {
 }
 
 impl Hosts {
-    pub fn new(db: Db, settings: BootSettings) -> Hosts {
+    pub fn new(db: Db, settings: BootSettings, events: Events) -> Hosts {
         Hosts {
             discovery: Arc::new(Limiter::new(settings.discovery_per_minute)),
             db,
             settings: Arc::new(settings),
+            events,
         }
     }
 
@@ -283,7 +362,8 @@ impl Hosts {
     }
 
     /// `GET /boot/{mac}`: registers or refreshes the host and answers its
-    /// script.
+    /// script: the rendered system script once if it is marked, else
+    /// "boot from the local disk".
     pub async fn boot(
         &self,
         mac: Mac,
@@ -293,37 +373,50 @@ impl Hosts {
     ) -> Result<BootAnswer, HostsError> {
         let hostname = hostname.and_then(valid_hostname);
         let ip_text = ip.to_string();
-        let host = match self.id_of(mac).await? {
-            Some(id) => Some(id),
-            None => {
-                self.discover(mac, hostname.as_deref(), &ip_text, now)
-                    .await?
-            }
-        };
-        let Some(id) = host else {
-            return Ok(BootAnswer {
-                host_id: None,
-                script: scripts::local_boot(None, mac),
-            });
-        };
-        let name: String = crate::with_pool!(&self.db, pool => {
-            sqlx::query_scalar(
-                "UPDATE hosts SET last_seen_at = $1, last_ip = $2, updated_at = $1 WHERE id = $3 RETURNING name",
+        // One round trip for a known host: refresh it and learn its state.
+        let refreshed: Option<(i64, String, String)> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "UPDATE hosts SET last_seen_at = $1, last_ip = $2 \
+                 WHERE id = (SELECT host_id FROM host_macs WHERE mac = $3) RETURNING id, name, state",
             )
             .bind(now)
             .bind(&ip_text)
-            .bind(id)
-            .fetch_one(pool)
+            .bind(mac.to_string())
+            .fetch_optional(pool)
             .await
         })?;
-        self.record(
-            id,
-            now,
-            Some(&ip_text),
-            "boot",
-            "served the local-boot script",
-        )
-        .await?;
+        let (id, name, state) = match refreshed {
+            Some((id, name, state)) => (id, name, HostState::parse(&state)),
+            None => {
+                let Some(id) = self
+                    .discover(mac, hostname.as_deref(), &ip_text, now)
+                    .await?
+                else {
+                    return Ok(BootAnswer {
+                        host_id: None,
+                        script: scripts::local_boot(None, mac),
+                    });
+                };
+                let name = self.get(id).await?.map(|h| h.name).unwrap_or_default();
+                (id, name, Some(HostState::Discovered))
+            }
+        };
+        if state == Some(HostState::InstallPending)
+            && let Some(host) = self.get(id).await?
+        {
+            let script = self.serve_install(host, mac, &ip_text, now).await?;
+            return Ok(BootAnswer {
+                host_id: Some(id),
+                script,
+            });
+        }
+        let detail = match state {
+            Some(HostState::Installing) => {
+                "served the local-boot script (an install is running; it is served once)"
+            }
+            _ => "served the local-boot script",
+        };
+        self.record(id, now, Some(&ip_text), "boot", detail).await?;
         Ok(BootAnswer {
             host_id: Some(id),
             script: scripts::local_boot(Some(&name), mac),
@@ -368,11 +461,12 @@ impl Hosts {
         let mut tx = self.db.begin().await?;
         let id: i64 = crate::with_tx!(&mut tx, conn => {
             sqlx::query_scalar(
-                "INSERT INTO hosts (name, state, state_changed_at, created_at, updated_at) \
-                 VALUES ($1, 'discovered', $2, $2, $2) RETURNING id",
+                "INSERT INTO hosts (name, state, last_seen_at, last_ip, state_changed_at, created_at, updated_at) \
+                 VALUES ($1, 'discovered', $2, $3, $2, $2, $2) RETURNING id",
             )
             .bind(&name)
             .bind(now)
+            .bind(ip)
             .fetch_one(conn)
             .await
         })?;
@@ -491,19 +585,24 @@ impl Hosts {
         Ok((group(rows), total))
     }
 
-    /// Changes a host's name, installer interface or variables; each change
-    /// is an event on its timeline, naming who made it.
+    /// Changes a host's name, installer interface, variables, boot options,
+    /// pool or MACs; each change is an event on its timeline, naming who
+    /// made it. Pool and MACs are for administrators; the rest also for
+    /// the holder.
     pub async fn update(
         &self,
         id: i64,
         change: HostChange,
-        by: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Host, HostsError> {
-        let host = self
-            .get(id)
-            .await?
-            .ok_or_else(|| HostsError::NotFound(format!("There is no host {id}.")))?;
+        let host = self.controlled(id, actor).await?;
+        if !actor.admin && (change.pool.is_some() || change.macs.is_some()) {
+            return Err(HostsError::Forbidden(
+                "Only administrators move hosts between pools or change their MAC addresses."
+                    .into(),
+            ));
+        }
         let name = match &change.name {
             Some(name) => valid_hostname(name).ok_or_else(|| {
                 HostsError::Invalid(format!(
@@ -544,17 +643,83 @@ impl Hosts {
             Some(vars) => vars.clone(),
             None => host.vars.clone(),
         };
-        crate::with_pool!(&self.db, pool => {
-            sqlx::query("UPDATE hosts SET name = $1, interface = $2, vars = $3, updated_at = $4 WHERE id = $5")
-                .bind(&name)
-                .bind(&interface)
-                .bind(vars.to_string())
-                .bind(now)
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|_| ())
+        let pool = match &change.pool {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(name)) => Some(Some(self.pool_id(name).await?)),
+        };
+        let system = match &change.system {
+            None => host.system.clone(),
+            Some(None) => None,
+            Some(Some(choice)) => Some(self.choose(choice, Kind::System, &host, actor).await?),
+        };
+        let unattended = match &change.unattended {
+            None => host.unattended.clone(),
+            Some(None) => None,
+            Some(Some(choice)) => Some(self.choose(choice, Kind::Unattended, &host, actor).await?),
+        };
+        let macs = match &change.macs {
+            None => None,
+            Some(list) => Some(parse_macs(list)?),
+        };
+        let mut tx = self.db.begin().await?;
+        let (pool_given, pool_id) = match pool {
+            None => (false, None),
+            Some(id) => (true, id),
+        };
+        crate::with_tx!(&mut tx, conn => {
+            sqlx::query(
+                "UPDATE hosts SET name = $1, interface = $2, vars = $3, updated_at = $4, \
+                 system_template_id = $5, unattended_template_id = $6, \
+                 pool_id = CASE WHEN $7 THEN $8 ELSE pool_id END, \
+                 state = CASE WHEN $7 AND $8 IS NOT NULL AND state = 'discovered' THEN 'local' ELSE state END, \
+                 state_changed_at = CASE WHEN $7 AND $8 IS NOT NULL AND state = 'discovered' THEN $4 ELSE state_changed_at END \
+                 WHERE id = $9",
+            )
+            .bind(&name)
+            .bind(&interface)
+            .bind(vars.to_string())
+            .bind(now)
+            .bind(system.as_ref().map(|t| t.id))
+            .bind(unattended.as_ref().map(|t| t.id))
+            .bind(pool_given)
+            .bind(pool_id)
+            .bind(id)
+            .execute(conn)
+            .await
+            .map(|_| ())
         })?;
+        if let Some(macs) = &macs {
+            crate::with_tx!(&mut tx, conn => {
+                sqlx::query("DELETE FROM host_macs WHERE host_id = $1")
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })?;
+            for mac in macs {
+                let inserted = crate::with_tx!(&mut tx, conn => {
+                    sqlx::query("INSERT INTO host_macs (mac, host_id) VALUES ($1, $2)")
+                        .bind(mac.to_string())
+                        .bind(id)
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                });
+                match inserted {
+                    Ok(()) => {}
+                    Err(err) if crate::db::unique_violation(&err).is_some() => {
+                        drop(tx);
+                        let other = self.id_of(*mac).await?.unwrap_or_default();
+                        return Err(HostsError::Conflict(format!(
+                            "{mac} belongs to host {other}; remove it there first."
+                        )));
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        tx.commit().await?;
         let mut changed = Vec::new();
         if name != host.name {
             changed.push(format!("name {} → {name}", host.name));
@@ -565,19 +730,129 @@ impl Hosts {
         if vars != host.vars {
             changed.push("vars".to_string());
         }
+        let label = |t: &Option<TemplateRef>| {
+            t.as_ref()
+                .map(|t| format!("“{}”", t.name))
+                .unwrap_or_else(|| "none".into())
+        };
+        if system != host.system {
+            changed.push(format!(
+                "system template {} → {}",
+                label(&host.system),
+                label(&system)
+            ));
+        }
+        if unattended != host.unattended {
+            changed.push(format!(
+                "unattended template {} → {}",
+                label(&host.unattended),
+                label(&unattended)
+            ));
+        }
+        if let Some(Some(pool)) = &change.pool
+            && host.pool.as_deref() != Some(pool.as_str())
+        {
+            changed.push(format!(
+                "pool {} → {pool}",
+                host.pool.as_deref().unwrap_or("none")
+            ));
+        }
+        if let Some(None) = &change.pool
+            && let Some(old) = &host.pool
+        {
+            changed.push(format!("pool {old} → none"));
+        }
+        if let Some(macs) = &macs {
+            let new: Vec<String> = macs.iter().map(Mac::to_string).collect();
+            if new != host.macs {
+                changed.push(format!("MACs → {}", new.join(", ")));
+            }
+        }
         if !changed.is_empty() {
             self.record(
                 id,
                 now,
                 None,
                 "changed",
-                &format!("{by} changed {}", changed.join(", ")),
+                &format!("{} changed {}", actor.username, changed.join(", ")),
             )
             .await?;
         }
-        self.get(id)
-            .await?
-            .ok_or_else(|| HostsError::NotFound(format!("There is no host {id}.")))
+        self.controlled(id, actor).await
+    }
+
+    async fn pool_id(&self, name: &str) -> Result<i64, HostsError> {
+        let id: Option<i64> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_scalar("SELECT id FROM pools WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+        })?;
+        id.ok_or_else(|| {
+            HostsError::Invalid(format!(
+                "There is no pool “{}”.",
+                name.chars().take(70).collect::<String>()
+            ))
+        })
+    }
+
+    /// Resolves a template for a boot option: of the right kind, and global
+    /// or private to the person choosing it or to the host's holder.
+    async fn choose(
+        &self,
+        choice: &TemplateChoice,
+        kind: Kind,
+        host: &Host,
+        actor: &Actor,
+    ) -> Result<TemplateRef, HostsError> {
+        let row: Option<(i64, String, String, Option<i64>)> = match choice {
+            TemplateChoice::Id(tid) => crate::with_pool!(&self.db, pool => {
+                sqlx::query_as("SELECT id, name, kind, owner_id FROM templates WHERE id = $1")
+                    .bind(tid)
+                    .fetch_optional(pool)
+                    .await
+            })?,
+            TemplateChoice::Name(name) => crate::with_pool!(&self.db, pool => {
+                sqlx::query_as(
+                    "SELECT id, name, kind, owner_id FROM templates \
+                     WHERE name = $1 AND kind = $2 AND (owner_id IS NULL OR owner_id = $3 OR owner_id = $4) \
+                     ORDER BY owner_id IS NULL, owner_id = $3 DESC LIMIT 1",
+                )
+                .bind(name)
+                .bind(kind.as_str())
+                .bind(actor.user_id)
+                .bind(host.holder_id)
+                .fetch_optional(pool)
+                .await
+            })?,
+        };
+        let shown = match choice {
+            TemplateChoice::Id(tid) => format!("{tid}"),
+            TemplateChoice::Name(name) => {
+                format!("“{}”", name.chars().take(70).collect::<String>())
+            }
+        };
+        let Some((tid, name, found_kind, owner)) = row else {
+            return Err(HostsError::Invalid(format!(
+                "There is no {} template {shown} you can use.",
+                kind.as_str()
+            )));
+        };
+        let usable = owner.is_none() || owner == Some(actor.user_id) || owner == host.holder_id;
+        if !usable {
+            return Err(HostsError::Invalid(format!(
+                "There is no {} template {shown} you can use.",
+                kind.as_str()
+            )));
+        }
+        if found_kind != kind.as_str() {
+            return Err(HostsError::Invalid(format!(
+                "“{name}” is a {found_kind} template; the {} option takes a {} template.",
+                kind.as_str(),
+                kind.as_str()
+            )));
+        }
+        Ok(TemplateRef { id: tid, name })
     }
 
     /// The newest `limit` events of a host's timeline, newest first.

@@ -8,6 +8,8 @@ use super::*;
 
 struct Fixture {
     hosts: Hosts,
+    db: Db,
+    events: Events,
     _dir: tempfile::TempDir,
 }
 
@@ -17,16 +19,24 @@ async fn fixture(per_minute: u32, max_discovered: u32) -> Fixture {
         .await
         .unwrap();
     db.migrate().await.unwrap();
+    let events = Events::new(db.clone());
     let hosts = Hosts::new(
-        db,
+        db.clone(),
         BootSettings {
             base_url: "http://bootler.lab".into(),
             allowed_networks: vec![Network::parse("10.0.0.0/8").unwrap()],
             discovery_per_minute: per_minute,
             max_discovered,
+            install_timeout: std::time::Duration::from_secs(3600),
         },
+        events.clone(),
     );
-    Fixture { hosts, _dir: dir }
+    Fixture {
+        hosts,
+        db,
+        events,
+        _dir: dir,
+    }
 }
 
 fn ip(text: &str) -> IpAddr {
@@ -270,5 +280,490 @@ exit
 echo Bootler: no network interface got an address; booting from the local disk.
 exit
 "
+    );
+}
+
+// ---- clean installs -------------------------------------------------------
+
+use crate::templates::{Actor as TemplateActor, Draft, Kind as TemplateKind, Templates};
+
+/// A person row; `admin` decides the role.
+async fn person(db: &Db, name: &str, admin: bool) -> Actor {
+    let id: i64 = crate::with_pool!(db, pool => {
+        sqlx::query_scalar(
+            "INSERT INTO users (username, email, display_name, role, status, created_at) \
+             VALUES ($1, $2, $3, $4, 'active', $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(format!("{name}@uminho.pt"))
+        .bind(format!("{name} Silva"))
+        .bind(if admin { "admin" } else { "user" })
+        .bind(Utc::now())
+        .fetch_one(pool)
+        .await
+    })
+    .unwrap();
+    Actor {
+        user_id: id,
+        username: name.into(),
+        admin,
+    }
+}
+
+async fn template(db: &Db, owner: &Actor, name: &str, kind: TemplateKind, body: &str) -> i64 {
+    Templates::new(db.clone())
+        .create(
+            TemplateActor {
+                user_id: owner.user_id,
+                admin: owner.admin,
+            },
+            Draft {
+                name: Some(name.into()),
+                kind: Some(kind),
+                description: None,
+                body: Some(body.into()),
+            },
+            false,
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+const SYSTEM: &str = "#!ipxe\nkernel {{ base_url }}/images/x/linux url={{ unattended_url }} hostname={{ host.name }}\nboot\n";
+const ANSWER: &str = "d-i passwd/username string {{ user.username }}\nd-i preseed/late_command string wget {{ done_url }} # {{ vars.disk }}\n";
+
+/// A discovered host enrolled into pool `lab` by `admin`, with both
+/// templates chosen.
+async fn ready_host(f: &Fixture, admin: &Actor, n: u8) -> i64 {
+    let id = f
+        .hosts
+        .boot(
+            mac(n),
+            Some(&format!("node{n}")),
+            ip("10.0.0.9"),
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .host_id
+        .unwrap();
+    if f.hosts.pools().await.unwrap().is_empty() {
+        f.hosts
+            .create_pool(admin, "lab", "", Utc::now())
+            .await
+            .unwrap();
+        template(&f.db, admin, "net", TemplateKind::System, SYSTEM).await;
+        template(&f.db, admin, "answers", TemplateKind::Unattended, ANSWER).await;
+    }
+    f.hosts
+        .update(
+            id,
+            HostChange {
+                pool: Some(Some("lab".into())),
+                system: Some(Some(TemplateChoice::Name("net".into()))),
+                unattended: Some(Some(TemplateChoice::Name("answers".into()))),
+                vars: Some(serde_json::json!({"disk": "vda"})),
+                ..Default::default()
+            },
+            admin,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_marked_host_installs_once_and_then_boots_locally() {
+    let f = fixture(600, 100).await;
+    let admin = person(&f.db, "root", true).await;
+    let mut live = f.events.subscribe();
+    let id = ready_host(&f, &admin, 1).await;
+    let host = f.hosts.get(id).await.unwrap().unwrap();
+    assert_eq!(host.state, HostState::Local, "enrolling makes it local");
+    assert_eq!(host.pool.as_deref(), Some("lab"));
+    assert_eq!(host.system.as_ref().unwrap().name, "net");
+
+    // Marked, unmarked, marked again.
+    let marked = f.hosts.mark(id, &admin, Utc::now()).await.unwrap();
+    assert_eq!(marked.state, HostState::InstallPending);
+    assert_eq!(marked.marked_by.as_deref(), Some("root"));
+    let event = live.recv().await.unwrap();
+    assert_eq!(
+        (event.kind.as_str(), event.user_id),
+        ("host", admin.user_id)
+    );
+    assert_eq!(event.data["state"], "install_pending");
+    let unmarked = f.hosts.unmark(id, &admin, Utc::now()).await.unwrap();
+    assert_eq!(unmarked.state, HostState::Local);
+    let not_marked = f.hosts.unmark(id, &admin, Utc::now()).await.unwrap_err();
+    assert!(
+        matches!(not_marked, HostsError::Conflict(ref m) if m.contains("is not marked")),
+        "{not_marked}"
+    );
+    f.hosts.mark(id, &admin, Utc::now()).await.unwrap();
+
+    // The next boot gets the rendered system script, once.
+    let boot = f
+        .hosts
+        .boot(mac(1), None, ip("10.0.0.9"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        boot.script,
+        "#!ipxe\nkernel http://bootler.lab/images/x/linux url=http://bootler.lab/boot/52-54-00-12-34-01/unattended hostname=node1\nboot\n"
+    );
+    assert_eq!(
+        f.hosts.get(id).await.unwrap().unwrap().state,
+        HostState::Installing
+    );
+    let late = f.hosts.unmark(id, &admin, Utc::now()).await.unwrap_err();
+    assert!(
+        matches!(late, HostsError::Conflict(ref m) if m.contains("already got its system script")),
+        "{late}"
+    );
+    let again = f
+        .hosts
+        .boot(mac(1), None, ip("10.0.0.9"), Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        again.script.contains("booting from the local disk"),
+        "{}",
+        again.script
+    );
+
+    // The installer's answer file, rendered for the one who marked it.
+    let answer = f
+        .hosts
+        .unattended(mac(1), ip("10.0.0.9"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.text,
+        "d-i passwd/username string root\nd-i preseed/late_command string wget http://bootler.lab/boot/52-54-00-12-34-01/done # vda\n"
+    );
+    // Done: installed; a retried call is fine; then it boots locally.
+    f.hosts
+        .done(mac(1), ip("10.0.0.9"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.hosts.get(id).await.unwrap().unwrap().state,
+        HostState::Installed
+    );
+    f.hosts
+        .done(mac(1), ip("10.0.0.9"), Utc::now())
+        .await
+        .unwrap();
+    let after = f
+        .hosts
+        .boot(mac(1), None, ip("10.0.0.9"), Utc::now())
+        .await
+        .unwrap();
+    assert!(after.script.contains("booting from the local disk"));
+    let gone = f
+        .hosts
+        .unattended(mac(1), ip("10.0.0.9"), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, HostsError::Conflict(_)), "{gone}");
+
+    let kinds: Vec<String> = f
+        .hosts
+        .timeline(id, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "discovered",
+            "boot",
+            "changed",
+            "mark",
+            "unmark",
+            "mark",
+            "install",
+            "boot",
+            "unattended",
+            "done",
+            "done",
+            "boot",
+            "unattended"
+        ]
+    );
+    let states: Vec<String> = std::iter::from_fn(|| live.try_recv().ok())
+        .map(|e| e.data["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        states,
+        ["local", "install_pending", "installing", "installed"]
+    );
+}
+
+#[tokio::test]
+async fn boots_at_once_serve_the_install_to_one_of_them() {
+    let f = fixture(600, 100).await;
+    let admin = person(&f.db, "root", true).await;
+    let id = ready_host(&f, &admin, 2).await;
+    f.hosts.mark(id, &admin, Utc::now()).await.unwrap();
+    let boots = (0..8).map(|_| {
+        let hosts = f.hosts.clone();
+        tokio::spawn(async move { hosts.boot(mac(2), None, ip("10.0.0.9"), Utc::now()).await })
+    });
+    let mut installs = 0;
+    for boot in boots {
+        let script = boot.await.unwrap().unwrap().script;
+        if script.contains("kernel") {
+            installs += 1;
+        } else {
+            assert!(script.contains("local disk"), "{script}");
+        }
+    }
+    assert_eq!(installs, 1);
+}
+
+#[tokio::test]
+async fn templates_that_do_not_render_stop_the_mark_or_fail_the_install() {
+    let f = fixture(600, 100).await;
+    let admin = person(&f.db, "root", true).await;
+    let id = ready_host(&f, &admin, 3).await;
+    let broken = template(
+        &f.db,
+        &admin,
+        "broken",
+        TemplateKind::System,
+        "#!ipxe\nkernel {{ vars.kernel }}\n",
+    )
+    .await;
+    f.hosts
+        .update(
+            id,
+            HostChange {
+                system: Some(Some(TemplateChoice::Id(broken))),
+                ..Default::default()
+            },
+            &admin,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let err = f.hosts.mark(id, &admin, Utc::now()).await.unwrap_err();
+    assert!(
+        matches!(err, HostsError::Render(ref m) if m.contains("“broken”, line 2") && m.contains("undefined")),
+        "{err}"
+    );
+    assert_eq!(
+        f.hosts.get(id).await.unwrap().unwrap().state,
+        HostState::Local
+    );
+
+    // It rendered when marked; the variable went away before the boot.
+    f.hosts
+        .update(
+            id,
+            HostChange {
+                vars: Some(serde_json::json!({"kernel": "k", "disk": "sda"})),
+                ..Default::default()
+            },
+            &admin,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    f.hosts.mark(id, &admin, Utc::now()).await.unwrap();
+    f.hosts
+        .update(
+            id,
+            HostChange {
+                vars: Some(serde_json::json!({})),
+                ..Default::default()
+            },
+            &admin,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let boot = f
+        .hosts
+        .boot(mac(3), None, ip("10.0.0.9"), Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        boot.script
+            .starts_with("#!ipxe\necho Bootler: the system script did not render"),
+        "{}",
+        boot.script
+    );
+    assert!(boot.script.ends_with("exit\n"));
+    assert_eq!(
+        f.hosts.get(id).await.unwrap().unwrap().state,
+        HostState::Failed
+    );
+    let last = &f.hosts.timeline(id, 1).await.unwrap()[0];
+    assert_eq!(last.kind, "render_error");
+    assert!(last.detail.contains("line 2"), "{}", last.detail);
+}
+
+#[tokio::test]
+async fn the_watchdog_fails_installs_that_never_finish() {
+    let f = fixture(600, 100).await;
+    let admin = person(&f.db, "root", true).await;
+    let id = ready_host(&f, &admin, 4).await;
+    f.hosts.mark(id, &admin, Utc::now()).await.unwrap();
+    f.hosts
+        .boot(mac(4), None, ip("10.0.0.9"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(f.hosts.watchdog(Utc::now()).await.unwrap(), 0);
+    let later = Utc::now() + chrono::Duration::minutes(61);
+    assert_eq!(f.hosts.watchdog(later).await.unwrap(), 1);
+    let host = f.hosts.get(id).await.unwrap().unwrap();
+    assert_eq!(host.state, HostState::Failed);
+    assert!(
+        f.hosts.timeline(id, 1).await.unwrap()[0]
+            .detail
+            .contains("60 minutes")
+    );
+    // Too late to say it is done; marking again starts over.
+    assert!(matches!(
+        f.hosts.done(mac(4), ip("10.0.0.9"), Utc::now()).await,
+        Err(HostsError::Conflict(_))
+    ));
+    assert_eq!(
+        f.hosts.mark(id, &admin, Utc::now()).await.unwrap().state,
+        HostState::InstallPending
+    );
+}
+
+#[tokio::test]
+async fn who_may_change_what() {
+    let f = fixture(600, 100).await;
+    let admin = person(&f.db, "root", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    let id = ready_host(&f, &admin, 5).await;
+    // Not hers: as if it did not exist.
+    assert!(matches!(
+        f.hosts.mark(id, &ana, Utc::now()).await,
+        Err(HostsError::NotFound(_))
+    ));
+    // Hers (leasing sets holders; here by hand).
+    crate::with_pool!(&f.db, pool => {
+        sqlx::query("UPDATE hosts SET holder_id = $1 WHERE id = $2").bind(ana.user_id).bind(id).execute(pool).await.map(|_| ())
+    })
+    .unwrap();
+    let moved = f
+        .hosts
+        .update(
+            id,
+            HostChange {
+                pool: Some(None),
+                ..Default::default()
+            },
+            &ana,
+            Utc::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(moved, HostsError::Forbidden(_)), "{moved}");
+    // Her own private template; the wrong kind is refused with a reason.
+    template(
+        &f.db,
+        &ana,
+        "mine",
+        TemplateKind::System,
+        "#!ipxe\necho {{ user.username }}\n",
+    )
+    .await;
+    let wrong = f
+        .hosts
+        .update(
+            id,
+            HostChange {
+                unattended: Some(Some(TemplateChoice::Name("net".into()))),
+                ..Default::default()
+            },
+            &ana,
+            Utc::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong, HostsError::Invalid(ref m) if m.contains("no unattended template “net”")),
+        "{wrong}"
+    );
+    let host = f
+        .hosts
+        .update(
+            id,
+            HostChange {
+                system: Some(Some(TemplateChoice::Name("mine".into()))),
+                ..Default::default()
+            },
+            &ana,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(host.system.unwrap().name, "mine");
+    f.hosts.mark(id, &ana, Utc::now()).await.unwrap();
+    let script = f
+        .hosts
+        .boot(mac(5), None, ip("10.0.0.9"), Utc::now())
+        .await
+        .unwrap()
+        .script;
+    assert_eq!(
+        script, "#!ipxe\necho ana\n",
+        "rendered with the holder's data"
+    );
+
+    // Someone else's private template is not usable, even by id.
+    let bob = person(&f.db, "bob", false).await;
+    let bobs = template(&f.db, &bob, "bobs", TemplateKind::System, "#!ipxe\n").await;
+    let err = f
+        .hosts
+        .update(
+            id,
+            HostChange {
+                system: Some(Some(TemplateChoice::Id(bobs))),
+                ..Default::default()
+            },
+            &ana,
+            Utc::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HostsError::Invalid(_)), "{err}");
+
+    // MACs: admins; one MAC belongs to one host.
+    let other = ready_host(&f, &admin, 6).await;
+    let taken = f
+        .hosts
+        .update(
+            other,
+            HostChange {
+                macs: Some(vec!["52:54:00:12:34:06".into(), "52-54-00-12-34-05".into()]),
+                ..Default::default()
+            },
+            &admin,
+            Utc::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(taken, HostsError::Conflict(ref m) if m.contains(&format!("belongs to host {id}"))),
+        "{taken}"
+    );
+    assert_eq!(
+        f.hosts.get(other).await.unwrap().unwrap().macs,
+        ["52:54:00:12:34:06"],
+        "nothing half-written"
     );
 }

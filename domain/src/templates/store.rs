@@ -362,8 +362,26 @@ impl Templates {
         }
     }
 
+    /// Deletes a template no host has chosen (a host's boot options would
+    /// silently lose it).
     pub async fn delete(&self, actor: Actor, id: i64) -> Result<(), TemplatesError> {
-        self.editable(actor, id).await?;
+        let template = self.editable(actor, id).await?;
+        let users: Vec<String> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT name FROM hosts WHERE system_template_id = $1 OR unattended_template_id = $1 ORDER BY name LIMIT 6",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await
+        })?;
+        if !users.is_empty() {
+            let more = if users.len() > 5 { ", …" } else { "" };
+            return Err(TemplatesError::Conflict(format!(
+                "“{}” is a boot option of {}{more}; choose another template there first.",
+                template.name,
+                users.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
         crate::with_pool!(&self.db, pool => {
             sqlx::query("DELETE FROM templates WHERE id = $1")
                 .bind(id)

@@ -4,8 +4,11 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use bootler_domain::accounts::Role;
-use bootler_domain::hosts::{HostChange, HostFilter, HostState, HostsError, Mac};
+use axum::http::StatusCode;
+use bootler_domain::accounts::{Role, User};
+use bootler_domain::hosts::{
+    Actor, HostChange, HostFilter, HostState, HostsError, Mac, TemplateChoice,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -17,7 +20,11 @@ impl From<HostsError> for ApiError {
     fn from(err: HostsError) -> Self {
         match err {
             HostsError::NotFound(message) => ApiError::NotFound(message),
-            HostsError::Invalid(message) => ApiError::Unprocessable(message),
+            HostsError::Invalid(message) | HostsError::Render(message) => {
+                ApiError::Unprocessable(message)
+            }
+            HostsError::Forbidden(message) => ApiError::Forbidden(message),
+            HostsError::Conflict(message) => ApiError::Conflict(message),
             HostsError::Database(err) => ApiError::Internal(err.into()),
         }
     }
@@ -89,33 +96,73 @@ pub async fn get(
     Ok(Json(json!({ "host": host, "timeline": timeline })))
 }
 
+/// The caller as the host registry sees them.
+pub fn actor(user: &User) -> Actor {
+    Actor {
+        user_id: user.id,
+        username: user.username.clone(),
+        admin: user.role == Role::Admin,
+    }
+}
+
+fn host_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
+    id.map(|Path(id)| id)
+        .map_err(|_| ApiError::BadRequest("A host id is a number.".into()))
+}
+
+/// `null` (clear it) apart from absent (leave it).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A template by id (a number) or by name (a string).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Choice {
+    Id(i64),
+    Name(String),
+}
+
+impl From<Choice> for TemplateChoice {
+    fn from(choice: Choice) -> Self {
+        match choice {
+            Choice::Id(id) => TemplateChoice::Id(id),
+            Choice::Name(name) => TemplateChoice::Name(name),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
     name: Option<String>,
     interface: Option<String>,
     vars: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pool: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    system: Option<Option<Choice>>,
+    #[serde(default, deserialize_with = "present")]
+    unattended: Option<Option<Choice>>,
+    macs: Option<Vec<String>>,
 }
 
 /// `PUT /api/v1/hosts/{id}`: any of `name`, `interface`, `vars` (a JSON
-/// object). Admins, until leasing gives hosts their holders.
+/// object), `system` and `unattended` (a template's name or id, `null` for
+/// none), and for administrators `pool` (a name, `null` for none; enrols a
+/// discovered host) and `macs`.
 pub async fn update(
     State(state): State<AppState>,
     Caller(user): Caller,
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<Change>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Path(id) = id.map_err(|_| ApiError::BadRequest("A host id is a number.".into()))?;
+    let id = host_id(id)?;
     let Json(change) = body?;
-    let host = state.hosts.get(id).await?;
-    let allowed = host.as_ref().is_some_and(|h| {
-        user.role == Role::Admin || h.holder.as_deref() == Some(user.username.as_str())
-    });
-    if !allowed {
-        return Err(ApiError::NotFound(format!(
-            "There is no host {id} that you hold."
-        )));
-    }
     let host = state
         .hosts
         .update(
@@ -124,10 +171,75 @@ pub async fn update(
                 name: change.name,
                 interface: change.interface,
                 vars: change.vars,
+                pool: change.pool,
+                system: change.system.map(|c| c.map(Into::into)),
+                unattended: change.unattended.map(|c| c.map(Into::into)),
+                macs: change.macs,
             },
-            &user.username,
+            &actor(&user),
             chrono::Utc::now(),
         )
         .await?;
     Ok(Json(json!({ "host": host })))
+}
+
+/// `POST /api/v1/hosts/{id}/mark`: a clean install on the next boot.
+pub async fn mark(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let host = state
+        .hosts
+        .mark(host_id(id)?, &actor(&user), chrono::Utc::now())
+        .await?;
+    Ok(Json(json!({ "host": host })))
+}
+
+/// `POST /api/v1/hosts/{id}/unmark`: until the system script is served.
+pub async fn unmark(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let host = state
+        .hosts
+        .unmark(host_id(id)?, &actor(&user), chrono::Utc::now())
+        .await?;
+    Ok(Json(json!({ "host": host })))
+}
+
+/// `GET /api/v1/pools`.
+pub async fn pools(
+    State(state): State<AppState>,
+    Caller(_user): Caller,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "pools": state.hosts.pools().await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPool {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// `POST /api/v1/pools {"name", "description"?}` (administrators) → 201.
+pub async fn create_pool(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    body: Result<Json<NewPool>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    let pool = state
+        .hosts
+        .create_pool(
+            &actor(&user),
+            &body.name,
+            &body.description,
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "pool": pool }))))
 }

@@ -27,6 +27,9 @@ pub fn router() -> Router<AppState> {
         .route("/me/keys/{id}", delete(profile::delete_key))
         .route("/hosts", get(hosts::list))
         .route("/hosts/{id}", get(hosts::get).put(hosts::update))
+        .route("/hosts/{id}/mark", post(hosts::mark))
+        .route("/hosts/{id}/unmark", post(hosts::unmark))
+        .route("/pools", get(hosts::pools).post(hosts::create_pool))
         .route("/templates", get(templates::list).post(templates::create))
         .route(
             "/templates/{id}",

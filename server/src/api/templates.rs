@@ -6,11 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bootler_domain::accounts::{Role, User};
-use bootler_domain::hosts::Mac;
-use bootler_domain::templates::{
-    Actor, Draft, HostContext, Kind, Limits, MacContext, RenderContext, TemplatesError,
-    UserContext, render,
-};
+use bootler_domain::templates::{Actor, Draft, Kind, Limits, TemplatesError, render};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -157,48 +153,10 @@ pub async fn preview(
     let template = state.templates.get(actor(&user), id).await?;
     let host = state
         .hosts
-        .get(host)
-        .await?
-        .filter(|h| user.role == Role::Admin || h.holder.as_deref() == Some(user.username.as_str()))
-        .ok_or_else(|| ApiError::NotFound(format!("There is no host {host} that you hold.")))?;
-    // The holder's data; until leasing lands, the caller stands in.
-    let holder = match &host.holder {
-        Some(name) => state.accounts.find(name).await?.unwrap_or(user.clone()),
-        None => user.clone(),
-    };
-    let keys = state.accounts.list_ssh_keys(&holder).await?;
-    let mac = host
-        .macs
-        .first()
-        .and_then(|m| Mac::parse(m).ok())
-        .ok_or_else(|| ApiError::Conflict(format!("Host {} has no MAC address.", host.id)))?;
-    let base_url = state.config.base_url();
-    let context = RenderContext {
-        host: HostContext {
-            id: host.id,
-            name: host.name.clone(),
-            interface: host.interface.clone(),
-            mac: mac.to_string(),
-            ip: host.last_ip.clone().unwrap_or_default(),
-        },
-        mac: MacContext {
-            mac_address: mac.hexhyp(),
-        },
-        vars: host.vars.clone(),
-        email: holder.email.clone(),
-        user: UserContext {
-            username: holder.username.clone(),
-            display_name: holder.display_name.clone(),
-            email: holder.email.clone(),
-        },
-        ssh_keys: keys
-            .into_iter()
-            .map(|k| format!("{} {}", k.public_key, k.name))
-            .collect(),
-        unattended_url: format!("{base_url}/boot/{}/unattended", mac.hexhyp()),
-        done_url: format!("{base_url}/boot/{}/done", mac.hexhyp()),
-        base_url,
-    };
+        .controlled(host, &super::hosts::actor(&user))
+        .await?;
+    // The holder's data (or whoever marked it); else the caller's.
+    let context = state.hosts.render_context(&host, Some(user.id)).await?;
     let name = template.name.clone();
     let output = tokio::task::spawn_blocking(move || {
         render(&name, &template.body, &context, Limits::default())

@@ -106,13 +106,104 @@ both_engines! {
         // Not marked: no answer file, no "done".
         let (status, kind, body) = plain(app, Method::GET, "/boot/52-54-00-12-34-56/unattended").await;
         assert_eq!((status, kind.as_str()), (409, "text/plain; charset=utf-8"));
-        assert!(body.contains("not marked for an install"), "{body}");
+        assert!(body.contains("is not installing (it is discovered)"), "{body}");
         let (status, _, _) = plain(app, Method::POST, "/boot/52-54-00-12-34-56/done").await;
         assert_eq!(status, 409);
         let (status, _, _) = plain(app, Method::GET, "/boot/52-54-00-12-34-56/done").await;
         assert_eq!(status, 409);
         let (_, body) = json(app.as_user(Method::GET, "boss", "/api/v1/hosts")).await;
         assert_eq!(body["hosts"][0]["state"], "discovered", "nothing changed");
+    }
+
+    async fn a_marked_node_installs_once_through_the_api(app: TestApp) {
+        app.add_user("boss", Role::Admin).await;
+        app.add_user("ana", Role::User).await;
+        let (status, _, _) = plain(app, Method::GET, "/boot/52-54-00-aa-00-01?hostname=gpu1").await;
+        assert_eq!(status, 200);
+        let (_, body) = json(app.as_user(Method::GET, "boss", "/api/v1/hosts?mac=52:54:00:aa:00:01")).await;
+        let id = body["hosts"][0]["id"].as_i64().unwrap();
+        let post = |user: &str, path: &str| app.as_user(Method::POST, user, path);
+        let put = |body: Value| app.as_user(Method::PUT, "boss", &format!("/api/v1/hosts/{id}")).json(&body);
+
+        // Pools: administrators create them; a discovered host is enrolled.
+        let (status, body) = json(post("ana", "/api/v1/pools").json(&serde_json::json!({"name": "gpu"}))).await;
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = json(post("boss", "/api/v1/pools").json(&serde_json::json!({"name": "gpu", "description": "A100 nodes"}))).await;
+        assert_eq!(status, 201, "{body}");
+        let (status, _) = json(post("boss", "/api/v1/pools").json(&serde_json::json!({"name": "gpu"}))).await;
+        assert_eq!(status, 409);
+        let (status, body) = json(post("boss", "/api/v1/pools").json(&serde_json::json!({"name": "two words"}))).await;
+        assert_eq!(status, 422, "{body}");
+        let (status, body) = json(put(serde_json::json!({"pool": "nope"}))).await;
+        assert_eq!(status, 422);
+        assert_eq!(body["error"]["message"], "There is no pool “nope”.");
+
+        // Marking needs a pool and a system template.
+        let (status, body) = json(post("boss", &format!("/api/v1/hosts/{id}/mark"))).await;
+        assert_eq!(status, 409);
+        assert!(body["error"]["message"].as_str().unwrap().contains("not enrolled in a pool"), "{body}");
+        let (status, body) = json(put(serde_json::json!({"pool": "gpu"}))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!((body["host"]["pool"].as_str(), body["host"]["state"].as_str()), (Some("gpu"), Some("local")));
+        let (status, body) = json(post("boss", &format!("/api/v1/hosts/{id}/mark"))).await;
+        assert_eq!(status, 409);
+        assert!(body["error"]["message"].as_str().unwrap().contains("Choose a system template"), "{body}");
+
+        let new_template = |name: &str, kind: &str, body: &str| {
+            post("boss", "/api/v1/templates").json(&serde_json::json!({"name": name, "kind": kind, "body": body}))
+        };
+        let (status, body) = json(new_template("chain", "system", "#!ipxe\nchain {{ unattended_url }}?h={{ host.name }}&disk={{ vars.disk }}\n")).await;
+        assert_eq!(status, 201, "{body}");
+        let system = body["template"]["id"].as_i64().unwrap();
+        let (_, _) = json(new_template("script", "unattended", "#!/bin/sh\necho {{ email }}\ncurl -X POST {{ done_url }}\n")).await;
+        // The wrong kind, or an unknown template: 422 with a reason.
+        let (status, body) = json(put(serde_json::json!({"system": "script"}))).await;
+        assert_eq!(status, 422);
+        assert!(body["error"]["message"].as_str().unwrap().contains("no system template “script”"), "{body}");
+        let (status, body) = json(put(serde_json::json!({"unattended": 9999}))).await;
+        assert_eq!(status, 422, "{body}");
+        let (status, body) = json(put(serde_json::json!({"system": system, "unattended": "script"}))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["host"]["system"]["name"], "chain");
+        assert_eq!(body["host"]["unattended"]["name"], "script");
+
+        // The template reads vars.disk, which is missing: 422 names the line.
+        let (status, body) = json(post("boss", &format!("/api/v1/hosts/{id}/mark"))).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["message"], "template “chain”, line 2: undefined value: `vars.disk` is undefined");
+        json(put(serde_json::json!({"vars": {"disk": "nvme0n1"}}))).await;
+        let (status, body) = json(post("boss", &format!("/api/v1/hosts/{id}/mark"))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["host"]["state"], "install_pending");
+        let (status, body) = json(post("boss", &format!("/api/v1/hosts/{id}/unmark"))).await;
+        assert_eq!((status, body["host"]["state"].as_str()), (200, Some("local")));
+        let (status, _) = json(post("boss", &format!("/api/v1/hosts/{id}/unmark"))).await;
+        assert_eq!(status, 409);
+        let (status, _) = json(post("ana", &format!("/api/v1/hosts/{id}/mark"))).await;
+        assert_eq!(status, 404, "not hers");
+        let (status, _) = json(post("boss", "/api/v1/hosts/abc/mark")).await;
+        assert_eq!(status, 400);
+        json(post("boss", &format!("/api/v1/hosts/{id}/mark"))).await;
+
+        // The boot: the rendered script once, then the disk.
+        let (status, _, script) = plain(app, Method::GET, "/boot/52-54-00-AA-00-01?hostname=gpu1").await;
+        assert_eq!(status, 200);
+        assert_eq!(script, format!("#!ipxe\nchain {}/boot/52-54-00-aa-00-01/unattended?h=gpu1&disk=nvme0n1\n", app.url));
+        let (_, _, again) = plain(app, Method::GET, "/boot/52-54-00-aa-00-01").await;
+        assert!(again.contains("booting from the local disk"), "{again}");
+        let (status, _, answer) = plain(app, Method::GET, "/boot/52-54-00-aa-00-01/unattended").await;
+        assert_eq!(status, 200);
+        assert_eq!(answer, format!("#!/bin/sh\necho boss@uminho.pt\ncurl -X POST {}/boot/52-54-00-aa-00-01/done\n", app.url));
+        let (status, _, said) = plain(app, Method::POST, "/boot/52-54-00-aa-00-01/done").await;
+        assert_eq!((status, said.as_str()), (200, "gpu1 (52:54:00:aa:00:01) is installed.\n"));
+        let (status, body) = json(app.as_user(Method::DELETE, "boss", &format!("/api/v1/templates/{system}"))).await;
+        assert_eq!(status, 409);
+        assert_eq!(body["error"]["message"], "“chain” is a boot option of gpu1; choose another template there first.");
+        let (_, body) = json(app.as_user(Method::GET, "boss", &format!("/api/v1/hosts/{id}"))).await;
+        assert_eq!(body["host"]["state"], "installed");
+        let kinds: Vec<&str> = body["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(&kinds[..6], ["done", "unattended", "boot", "install", "mark", "unmark"]);
+        assert_eq!(body["timeline"][3]["detail"], "served the system script “chain” v1; the install begins");
     }
 
     async fn bad_boot_requests_get_plain_reasons(app: TestApp) {
