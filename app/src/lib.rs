@@ -30,11 +30,13 @@ use components::layout::Layout;
 use pages::account::AccountPage;
 use pages::admin_users::AdminUsersPage;
 use pages::home::HomePage;
+use pages::hosts::{HostPage, HostsPage};
 use pages::jobs::JobsPage;
 use pages::login::LoginPage;
 use pages::not_found::NotFound;
 use pages::password::{ForgotPage, ResetPage};
 use pages::register::{ConfirmPage, ConfirmedPage, RegisterPage, RegisterSentPage};
+use pages::templates::{TemplatePage, TemplatesPage};
 use server_fns::current_user::{CurrentUserResource, current_user};
 
 /// The HTML document around the application, rendered on the server only.
@@ -103,6 +105,18 @@ pub fn App() -> impl IntoView {
                     />
                     <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("jobs") view=JobsPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("hosts") view=HostsPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("hosts"), ParamSegment("id"))
+                        view=HostPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=StaticSegment("templates") view=TemplatesPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("templates"), ParamSegment("id"))
+                        view=TemplatePage
+                        ssr=SsrMode::Async
+                    />
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("users"))
                         view=AdminUsersPage

@@ -18,11 +18,38 @@ pub struct JobEvent {
     pub error: Option<String>,
 }
 
+/// A host's state changed (`event.data` of kind `host`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct HostEvent {
+    pub host: i64,
+    pub name: String,
+    pub state: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// The notification for a host event, if it deserves one.
+pub fn host_toast(event: &HostEvent) -> Option<(crate::components::toasts::Level, String)> {
+    use crate::components::toasts::Level;
+    let name = &event.name;
+    match event.state.as_str() {
+        "installing" => Some((
+            Level::Info,
+            format!("{name} got its install and is installing."),
+        )),
+        "installed" => Some((Level::Success, format!("{name} is installed."))),
+        "failed" => Some((Level::Error, format!("{name}: {}", event.detail))),
+        _ => None,
+    }
+}
+
 /// Shared by the pages (provided by `App`).
 #[derive(Clone, Copy)]
 pub struct Live {
     /// The newest job event; pages showing jobs refetch when it changes.
     pub last_job: RwSignal<Option<JobEvent>>,
+    /// The newest host event; host pages refetch when it changes.
+    pub last_host: RwSignal<Option<HostEvent>>,
     /// Whether the WebSocket is open.
     pub connected: RwSignal<bool>,
 }
@@ -31,6 +58,7 @@ impl Live {
     pub fn new() -> Live {
         Live {
             last_job: RwSignal::new(None),
+            last_host: RwSignal::new(None),
             connected: RwSignal::new(false),
         }
     }
@@ -93,7 +121,7 @@ mod socket {
     use wasm_bindgen::prelude::Closure;
     use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-    use super::{JobEvent, Live, job_toast};
+    use super::{HostEvent, JobEvent, Live, host_toast, job_toast};
     use crate::components::toasts::Toasts;
 
     #[derive(Deserialize)]
@@ -178,12 +206,19 @@ mod socket {
                             state.last_id = state.last_id.max(event.id);
                         }
                         if event.kind == "job"
-                            && let Ok(job) = serde_json::from_value::<JobEvent>(event.data)
+                            && let Ok(job) = serde_json::from_value::<JobEvent>(event.data.clone())
                         {
                             if let Some((level, text)) = job_toast(&job) {
                                 toasts.push(level, text);
                             }
                             live.last_job.set(Some(job));
+                        } else if event.kind == "host"
+                            && let Ok(host) = serde_json::from_value::<HostEvent>(event.data)
+                        {
+                            if let Some((level, text)) = host_toast(&host) {
+                                toasts.push(level, text);
+                            }
+                            live.last_host.set(Some(host));
                         }
                     }
                     Err(_) => {}

@@ -72,6 +72,8 @@ pub(crate) fn provide_server_context(state: &AppState) {
     provide_context(state.config.clone());
     provide_context(state.accounts.clone());
     provide_context(state.jobs.clone());
+    provide_context(state.hosts.clone());
+    provide_context(state.templates.clone());
 }
 
 /// Leptos server functions (`/sfn/<name>`), with the same context as pages.
@@ -114,6 +116,15 @@ impl Server {
         let jobs = services::jobs(&config, &db);
         let hosts = services::hosts(&config, &db, jobs.events().clone())?;
         let templates = bootler_domain::templates::Templates::new(db.clone());
+        // Another replica starting at the same moment may win the race;
+        // the templates are there either way.
+        match templates.seed_shipped(chrono::Utc::now()).await {
+            Ok(added) if !added.is_empty() => {
+                tracing::info!(templates = %added.join(", "), "added the shipped templates");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "could not add the shipped templates"),
+        }
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let state = AppState {
             leptos: leptos_options(&config, addr),

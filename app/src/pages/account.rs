@@ -6,36 +6,11 @@ use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::alert::{Alert, Notice};
+use crate::components::alert::{Csrf, SectionMessages};
 use crate::components::field::Field;
 use crate::hooks::query_param;
 use crate::pages::password::NewPasswordFields;
 use crate::server_fns::account::{AccountView, account_overview};
-
-/// The message of the last form post, if it was for `section`.
-#[component]
-fn SectionMessages(section: &'static str) -> impl IntoView {
-    let target = query_param("in");
-    let mine = move |message: Signal<String>| {
-        Signal::derive(move || {
-            if target.get() == section {
-                message.get()
-            } else {
-                String::new()
-            }
-        })
-    };
-    view! {
-        <Notice message=mine(query_param("notice")) />
-        <Alert message=mine(query_param("err")) />
-    }
-}
-
-/// The hidden CSRF field of a signed-in form.
-#[component]
-fn Csrf(token: String) -> impl IntoView {
-    view! { <input type="hidden" name="csrf" value=token /> }
-}
 
 #[component]
 pub fn AccountPage() -> impl IntoView {

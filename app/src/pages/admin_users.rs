@@ -9,7 +9,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::alert::{Alert, Notice};
-use crate::hooks::query_param;
+use crate::hooks::{encode, query_param};
 use crate::server_fns::admin_users::{UserView, UsersPage, admin_users};
 
 const FILTERS: &[(&str, &str)] = &[
@@ -37,18 +37,6 @@ fn users_href(search: &str, status: &str, page: i64) -> String {
     } else {
         format!("/admin/users?{}", params.join("&"))
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[component]

@@ -4,5 +4,7 @@
 pub mod account;
 pub mod admin_users;
 pub mod current_user;
+pub mod hosts;
 pub mod jobs;
 pub mod registration_info;
+pub mod templates;

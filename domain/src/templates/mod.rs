@@ -2,6 +2,7 @@
 //! kickstart, Clonezilla commands, any text), rendered with minijinja in a
 //! sandbox, and stored with every version. The shipped defaults come next.
 
+pub mod defaults;
 mod render;
 mod store;
 #[cfg(test)]

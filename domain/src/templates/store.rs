@@ -156,6 +156,18 @@ fn check_body(name: &str, body: &str) -> Result<(), TemplatesError> {
     super::render::check_syntax(name, body).map_err(|e| TemplatesError::Invalid(e.to_string()))
 }
 
+/// The longest description accepted, in characters.
+pub const MAX_DESCRIPTION: usize = 1000;
+
+fn check_description(description: Option<&str>) -> Result<(), TemplatesError> {
+    match description {
+        Some(text) if text.chars().count() > MAX_DESCRIPTION => Err(TemplatesError::Invalid(
+            format!("A description has at most {MAX_DESCRIPTION} characters."),
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Clone)]
 pub struct Templates {
     db: Db,
@@ -183,6 +195,7 @@ impl Templates {
         })?;
         let body = draft.body.unwrap_or_default();
         check_body(&name, &body)?;
+        check_description(draft.description.as_deref())?;
         let owner = if actor.admin && !private {
             None
         } else {
@@ -287,6 +300,7 @@ impl Templates {
         };
         let body = draft.body.clone().unwrap_or_else(|| current.body.clone());
         check_body(&name, &body)?;
+        check_description(draft.description.as_deref())?;
         let new_version = body != current.body;
         let version = if new_version {
             current.version + 1
@@ -382,14 +396,95 @@ impl Templates {
                 users.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
             )));
         }
-        crate::with_pool!(&self.db, pool => {
-            sqlx::query("DELETE FROM templates WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|_| ())
+        // In one statement with the check, so a host that chooses it
+        // meanwhile does not lose its boot option.
+        let deleted = crate::with_pool!(&self.db, pool => {
+            sqlx::query(
+                "DELETE FROM templates WHERE id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM hosts WHERE system_template_id = $1 OR unattended_template_id = $1)",
+            )
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
         })?;
+        if deleted == 0 {
+            return Err(TemplatesError::Conflict(format!(
+                "“{}” just became a boot option of a host; choose another template there first.",
+                template.name
+            )));
+        }
         Ok(())
+    }
+
+    /// Adds the shipped templates (`defaults::SHIPPED`) as global ones,
+    /// each once: one an admin deleted or renamed is not brought back, and
+    /// one whose name is taken is left alone. Returns the names added.
+    pub async fn seed_shipped(&self, now: DateTime<Utc>) -> Result<Vec<String>, TemplatesError> {
+        const KEY: &str = "shipped_templates";
+        let mut tx = self.db.begin().await?;
+        let seeded: Option<String> = crate::with_tx!(&mut tx, conn => {
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(KEY)
+                .fetch_optional(conn)
+                .await
+        })?;
+        let mut done: Vec<String> = seeded
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
+        let mut added = Vec::new();
+        for shipped in super::defaults::SHIPPED {
+            if done.iter().any(|n| n == shipped.name) {
+                continue;
+            }
+            let id: Option<i64> = crate::with_tx!(&mut tx, conn => {
+                sqlx::query_scalar(
+                    "INSERT INTO templates (name, kind, owner_id, description, version, body, created_at, updated_at) \
+                     SELECT $1, $2, NULL, $3, 1, $4, $5, $5 \
+                     WHERE NOT EXISTS (SELECT 1 FROM templates WHERE name = $1 AND owner_id IS NULL) RETURNING id",
+                )
+                .bind(shipped.name)
+                .bind(shipped.kind.as_str())
+                .bind(shipped.description)
+                .bind(shipped.body)
+                .bind(now)
+                .fetch_optional(conn)
+                .await
+            })?;
+            if let Some(id) = id {
+                crate::with_tx!(&mut tx, conn => {
+                    sqlx::query(
+                        "INSERT INTO template_versions (template_id, version, body, created_by, created_at) VALUES ($1, 1, $2, NULL, $3)",
+                    )
+                    .bind(id)
+                    .bind(shipped.body)
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+                })?;
+                added.push(shipped.name.to_string());
+            }
+            done.push(shipped.name.to_string());
+        }
+        crate::with_tx!(&mut tx, conn => {
+            sqlx::query(
+                "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(KEY)
+            .bind(done.join(","))
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|_| ())
+        })?;
+        tx.commit().await?;
+        Ok(added)
     }
 
     /// Every version, newest first.

@@ -162,3 +162,29 @@ fn the_sandbox_holds() {
     .unwrap();
     assert_eq!(ok.len(), 1000);
 }
+
+#[tokio::test]
+async fn shipped_templates_are_added_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::db::Db::connect(&format!("sqlite://{}/t.db", dir.path().display()), 4)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let templates = Templates::new(db.clone());
+    let now = chrono::Utc::now();
+    let added = templates.seed_shipped(now).await.unwrap();
+    let names: Vec<&str> = defaults::SHIPPED.iter().map(|s| s.name).collect();
+    assert_eq!(added, names);
+    let admin = Actor {
+        user_id: 0,
+        admin: true,
+    };
+    let listed = templates.list(admin).await.unwrap();
+    assert_eq!(listed.len(), names.len());
+    assert!(listed.iter().all(|t| t.owner.is_none() && t.version == 1));
+    // Deleted by an admin: not brought back by the next start.
+    let local = listed.iter().find(|t| t.name == "local-boot").unwrap();
+    templates.delete(admin, local.id).await.unwrap();
+    assert!(templates.seed_shipped(now).await.unwrap().is_empty());
+    assert_eq!(templates.list(admin).await.unwrap().len(), names.len() - 1);
+}

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 mod accounts;
-mod hosts;
+pub(crate) mod hosts;
 pub mod jobs;
 mod profile;
 mod templates;

@@ -21,7 +21,9 @@ use crate::state::AppState;
 
 mod account;
 mod admin;
+mod hosts;
 mod jobs;
+mod templates;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -42,6 +44,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/jobs/diagnostic", post(jobs::diagnostic))
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .merge(hosts::router())
+        .merge(templates::router())
         .layer(axum::middleware::from_fn_with_state(state, same_origin))
 }
 

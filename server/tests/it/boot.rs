@@ -206,6 +206,34 @@ both_engines! {
         assert_eq!(body["timeline"][3]["detail"], "served the system script “chain” v1; the install begins");
     }
 
+    async fn the_shipped_debian_templates_install_a_marked_node(app: TestApp) {
+        app.add_user("boss", Role::Admin).await;
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII54pw2MuYAO5C89/IFd+pI5pTYu/7/YyrVEv+lKk3xa boss@laptop";
+        let (status, body) = json(app.as_user(Method::POST, "boss", "/api/v1/me/keys").json(&serde_json::json!({"public_key": key}))).await;
+        assert_eq!(status, 201, "{body}");
+        plain(app, Method::GET, "/boot/52-54-00-bb-00-01?hostname=deb1").await;
+        let (_, body) = json(app.as_user(Method::GET, "boss", "/api/v1/hosts?mac=52-54-00-bb-00-01")).await;
+        let id = body["hosts"][0]["id"].as_i64().unwrap();
+        json(app.as_user(Method::POST, "boss", "/api/v1/pools").json(&serde_json::json!({"name": "lab"}))).await;
+        // The shipped templates are there from the start, chosen by name.
+        let (status, body) = json(app.as_user(Method::PUT, "boss", &format!("/api/v1/hosts/{id}")).json(&serde_json::json!({
+            "pool": "lab", "system": "debian-netboot", "unattended": "debian-preseed", "vars": {"disk": "/dev/vda"}
+        }))).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = json(app.as_user(Method::POST, "boss", &format!("/api/v1/hosts/{id}/mark"))).await;
+        assert_eq!(status, 200, "{body}");
+        let (_, _, script) = plain(app, Method::GET, "/boot/52-54-00-bb-00-01").await;
+        assert!(script.starts_with("#!ipxe\n"), "{script}");
+        assert!(script.contains("http://deb.debian.org/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64"), "{script}");
+        assert!(script.contains(&format!("url={}/boot/52-54-00-bb-00-01/unattended", app.url)), "{script}");
+        assert!(script.contains("hostname=deb1"), "{script}");
+        let (status, _, preseed) = plain(app, Method::GET, "/boot/52-54-00-bb-00-01/unattended").await;
+        assert_eq!(status, 200, "{preseed}");
+        assert!(preseed.contains("/dev/vda"), "{preseed}");
+        assert!(preseed.contains(key), "the holder's key is installed: {preseed}");
+        assert!(preseed.contains(&format!("{}/boot/52-54-00-bb-00-01/done", app.url)), "{preseed}");
+    }
+
     async fn bad_boot_requests_get_plain_reasons(app: TestApp) {
         for bad in ["52-54-00-12-34", "zz-54-00-12-34-56", "525400123456", "52-54-00-12-34-56-78", "%24%7Bnet0%2Fmac%7D"] {
             let (status, kind, body) = plain(app, Method::GET, &format!("/boot/{bad}")).await;

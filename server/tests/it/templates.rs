@@ -57,7 +57,12 @@ both_engines! {
         assert!(message(&body).contains("global template"), "{body}");
         let (_, body) = send(app.as_user(Method::GET, "ana", "/api/v1/templates")).await;
         let names: Vec<&str> = body["templates"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["xenial-netboot", "my-preseed"]);
+        // The shipped templates (global), hers; global first, by name.
+        let mut expected: Vec<&str> = bootler_domain::templates::defaults::SHIPPED.iter().map(|t| t.name).collect();
+        expected.push("xenial-netboot");
+        expected.sort();
+        expected.push("my-preseed");
+        assert_eq!(names, expected);
         // boss's private template is not ana's business.
         let (_, body) = send(post("boss", json!({"name": "boss-only", "kind": "system", "body": "#!ipxe\n", "private": true}))).await;
         let boss_private = body["template"]["id"].as_i64().unwrap();

@@ -1,0 +1,300 @@
+//! The host pages' data: the list (with filters and pools), one host with
+//! its boot options, and its timeline (refetched while the page is open).
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSummary {
+    pub id: i64,
+    pub name: String,
+    pub macs: Vec<String>,
+    /// `discovered`, `local`, `install_pending`, `installing`, `installed`, `failed`.
+    pub state: String,
+    pub pool: Option<String>,
+    pub holder: Option<String>,
+    pub last_seen: Option<String>,
+    pub last_ip: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSummary {
+    pub name: String,
+    pub description: String,
+    pub hosts: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostsView {
+    pub hosts: Vec<HostSummary>,
+    pub total: i64,
+    pub pools: Vec<PoolSummary>,
+    pub admin: bool,
+    pub csrf: String,
+    /// A filter that could not be used, in words.
+    pub filter_error: Option<String>,
+}
+
+/// Hosts per page.
+pub const PAGE: i64 = 50;
+
+#[cfg(feature = "ssr")]
+fn summary(host: &bootler_domain::hosts::Host) -> HostSummary {
+    use super::account::when;
+    HostSummary {
+        id: host.id,
+        name: host.name.clone(),
+        macs: host.macs.clone(),
+        state: host.state.as_str().to_string(),
+        pool: host.pool.clone(),
+        holder: host.holder.clone(),
+        last_seen: host.last_seen_at.map(when),
+        last_ip: host.last_ip.clone(),
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn hosts_service() -> Result<bootler_domain::hosts::Hosts, ServerFnError> {
+    use_context::<bootler_domain::hosts::Hosts>()
+        .ok_or_else(|| ServerFnError::new("hosts service missing"))
+}
+
+#[cfg(feature = "ssr")]
+fn host_actor(user: &bootler_domain::accounts::User) -> bootler_domain::hosts::Actor {
+    bootler_domain::hosts::Actor {
+        user_id: user.id,
+        username: user.username.clone(),
+        admin: user.role == bootler_domain::accounts::Role::Admin,
+    }
+}
+
+/// `None` when nobody is signed in. Admins see every host; others the
+/// hosts they hold.
+#[server(prefix = "/sfn", endpoint = "hosts_overview")]
+pub async fn hosts_overview(
+    state: String,
+    pool: String,
+    mac: String,
+    page: i64,
+) -> Result<Option<HostsView>, ServerFnError> {
+    use super::current_user::request_session;
+    use bootler_domain::accounts::Role;
+    use bootler_domain::hosts::{HostFilter, HostState, Mac};
+    let Some(session) = request_session().await? else {
+        return Ok(None);
+    };
+    let hosts = hosts_service()?;
+    let user = session.user;
+    let admin = user.role == Role::Admin;
+    let mut filter_error = None;
+    let state = match state.as_str() {
+        "" => None,
+        text => HostState::parse(text).or_else(|| {
+            filter_error = Some(format!("“{text}” is not a host state."));
+            None
+        }),
+    };
+    let mac = match mac.trim() {
+        "" => None,
+        text => Mac::parse(text)
+            .map_err(|reason| filter_error = Some(reason))
+            .ok(),
+    };
+    let (list, total) = hosts
+        .list(&HostFilter {
+            pool: (!pool.is_empty()).then_some(pool),
+            state,
+            holder: (!admin).then(|| user.username.clone()),
+            mac,
+            limit: PAGE,
+            offset: (page.max(1) - 1) * PAGE,
+        })
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    let pools = hosts
+        .pools()
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    Ok(Some(HostsView {
+        hosts: list.iter().map(summary).collect(),
+        total,
+        pools: pools
+            .into_iter()
+            .map(|p| PoolSummary {
+                name: p.name,
+                description: p.description,
+                hosts: p.hosts,
+            })
+            .collect(),
+        admin,
+        csrf: session.csrf_token,
+        filter_error,
+    }))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateOption {
+    pub id: i64,
+    pub name: String,
+    /// `None`: global.
+    pub owner: Option<String>,
+    pub description: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub host: HostSummary,
+    pub interface: String,
+    /// The variables, pretty-printed JSON.
+    pub vars: String,
+    pub system: Option<TemplateOption>,
+    pub unattended: Option<TemplateOption>,
+    pub marked_by: Option<String>,
+    pub state_since: String,
+    pub system_templates: Vec<TemplateOption>,
+    pub unattended_templates: Vec<TemplateOption>,
+    pub pools: Vec<String>,
+    pub admin: bool,
+    pub csrf: String,
+    /// `boot.install_timeout_minutes`.
+    pub install_timeout_minutes: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostPageData {
+    SignedOut,
+    /// Unknown, or not the caller's: the sentence to show.
+    Missing(String),
+    Found(Box<HostInfo>),
+}
+
+#[server(prefix = "/sfn", endpoint = "host_detail")]
+pub async fn host_detail(id: String) -> Result<HostPageData, ServerFnError> {
+    use super::account::when;
+    use super::current_user::request_session;
+    use bootler_domain::config::Config;
+    use bootler_domain::templates::{Actor, Kind, Templates};
+    let Some(session) = request_session().await? else {
+        return Ok(HostPageData::SignedOut);
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return Ok(HostPageData::Missing(format!(
+            "“{}” is not a host number.",
+            id.chars().take(40).collect::<String>()
+        )));
+    };
+    let hosts = hosts_service()?;
+    let templates =
+        use_context::<Templates>().ok_or_else(|| ServerFnError::new("templates missing"))?;
+    let user = session.user;
+    let actor = host_actor(&user);
+    let host = match hosts.controlled(id, &actor).await {
+        Ok(host) => host,
+        Err(bootler_domain::hosts::HostsError::NotFound(message)) => {
+            return Ok(HostPageData::Missing(message));
+        }
+        Err(err) => return Err(ServerFnError::new(err.to_string())),
+    };
+    let all = templates
+        .list(Actor {
+            user_id: user.id,
+            admin: actor.admin,
+        })
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    // Usable on this host: global, the caller's own, or the holder's.
+    let usable = |owner: &Option<String>| match owner {
+        None => true,
+        Some(owner) => *owner == user.username || host.holder.as_deref() == Some(owner.as_str()),
+    };
+    let option = |t: &bootler_domain::templates::Template| TemplateOption {
+        id: t.id,
+        name: t.name.clone(),
+        owner: t.owner.clone(),
+        description: t.description.clone(),
+    };
+    let of_kind = |kind: Kind| {
+        all.iter()
+            .filter(|t| t.kind == kind && usable(&t.owner))
+            .map(option)
+            .collect::<Vec<_>>()
+    };
+    let find = |chosen: &Option<bootler_domain::hosts::TemplateRef>| {
+        chosen.as_ref().map(|c| {
+            all.iter()
+                .find(|t| t.id == c.id)
+                .map(option)
+                .unwrap_or(TemplateOption {
+                    id: c.id,
+                    name: c.name.clone(),
+                    owner: None,
+                    description: String::new(),
+                })
+        })
+    };
+    let pools = hosts
+        .pools()
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    let timeout = use_context::<std::sync::Arc<Config>>()
+        .map(|c| c.boot.install_timeout_minutes)
+        .unwrap_or(120);
+    Ok(HostPageData::Found(Box::new(HostInfo {
+        host: summary(&host),
+        interface: host.interface.clone(),
+        vars: serde_json::to_string_pretty(&host.vars).unwrap_or_else(|_| "{}".into()),
+        system: find(&host.system),
+        unattended: find(&host.unattended),
+        marked_by: host.marked_by.clone(),
+        state_since: when(host.state_changed_at),
+        system_templates: of_kind(Kind::System),
+        unattended_templates: of_kind(Kind::Unattended),
+        pools: pools.into_iter().map(|p| p.name).collect(),
+        admin: actor.admin,
+        csrf: session.csrf_token,
+        install_timeout_minutes: timeout,
+    })))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub id: i64,
+    pub at: String,
+    pub source_ip: Option<String>,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// The newest 100 events of a host's timeline (empty for others' hosts).
+#[server(prefix = "/sfn", endpoint = "host_timeline")]
+pub async fn host_timeline(id: String) -> Result<Vec<TimelineEntry>, ServerFnError> {
+    use super::current_user::request_session;
+    let Some(session) = request_session().await? else {
+        return Ok(Vec::new());
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return Ok(Vec::new());
+    };
+    let hosts = hosts_service()?;
+    if hosts
+        .controlled(id, &host_actor(&session.user))
+        .await
+        .is_err()
+    {
+        return Ok(Vec::new());
+    }
+    let events = hosts
+        .timeline(id, 100)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    Ok(events
+        .into_iter()
+        .map(|e| TimelineEntry {
+            id: e.id,
+            at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            source_ip: e.source_ip,
+            kind: e.kind,
+            detail: e.detail,
+        })
+        .collect())
+}
