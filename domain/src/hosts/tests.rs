@@ -322,6 +322,7 @@ async fn template(db: &Db, owner: &Actor, name: &str, kind: TemplateKind, body: 
                 kind: Some(kind),
                 description: None,
                 body: Some(body.into()),
+                expected_version: None,
             },
             false,
             Utc::now(),

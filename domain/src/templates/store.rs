@@ -128,6 +128,8 @@ pub struct Draft {
     pub kind: Option<Kind>,
     pub description: Option<String>,
     pub body: Option<String>,
+    /// For a change: the version it was made on; a newer one is a conflict.
+    pub expected_version: Option<i32>,
 }
 
 fn check_name(name: &str) -> Result<String, TemplatesError> {
@@ -289,6 +291,14 @@ impl Templates {
         now: DateTime<Utc>,
     ) -> Result<Template, TemplatesError> {
         let current = self.editable(actor, id).await?;
+        if let Some(expected) = draft.expected_version
+            && expected != current.version
+        {
+            return Err(TemplatesError::Conflict(format!(
+                "“{}” is at version {} now, not {expected}: someone changed it meanwhile. Reload it and apply your change again.",
+                current.name, current.version
+            )));
+        }
         if draft.kind.is_some_and(|k| k != current.kind) {
             return Err(TemplatesError::Invalid(
                 "A template's kind cannot change; create a new template instead.".into(),

@@ -45,6 +45,8 @@ pub struct Body {
     kind: Option<String>,
     description: Option<String>,
     body: Option<String>,
+    /// `PUT`: the version the change was made on (409 if it is older).
+    version: Option<i32>,
     /// Admins: a template of their own instead of a global one.
     #[serde(default)]
     private: bool,
@@ -66,6 +68,7 @@ impl Body {
                 kind,
                 description: self.description,
                 body: self.body,
+                expected_version: self.version,
             },
             self.private,
         ))

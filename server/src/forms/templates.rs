@@ -144,6 +144,7 @@ pub async fn create(
         kind: Some(kind),
         description: Some(form.description.trim().to_string()),
         body: Some(body.clone()),
+        expected_version: None,
     };
     match state
         .templates
@@ -251,6 +252,7 @@ pub async fn update(
         kind: None,
         description: Some(form.description.trim().to_string()),
         body: Some(body.clone()),
+        expected_version: None,
     };
     match state
         .templates
@@ -327,6 +329,7 @@ pub async fn copy(
             kind: Some(original.kind),
             description: Some(original.description.clone()),
             body: Some(original.body.clone()),
+            expected_version: None,
         };
         match state.templates.create(actor, draft, true, now).await {
             Ok(copy) => {

@@ -73,6 +73,12 @@ both_engines! {
         let (status, body) = send(app.as_user(Method::PUT, "boss", &format!("/api/v1/templates/{global}")).json(&json!({"body": changed}))).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["template"]["version"], 2);
+        // A change made on version 1 is refused now; one on 2 goes in.
+        let (status, body) = send(app.as_user(Method::PUT, "boss", &format!("/api/v1/templates/{global}")).json(&json!({"body": "#!ipxe\nexit\n", "version": 1}))).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(message(&body).contains("is at version 2 now, not 1"), "{body}");
+        let (status, body) = send(app.as_user(Method::PUT, "boss", &format!("/api/v1/templates/{global}")).json(&json!({"description": "Ubuntu 16.04", "version": 2}))).await;
+        assert_eq!(status, 200, "{body}");
         let (_, body) = send(app.as_user(Method::GET, "ana", &format!("/api/v1/templates/{global}"))).await;
         let versions: Vec<i64> = body["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
         assert_eq!(versions, [2, 1]);
@@ -105,4 +111,93 @@ both_engines! {
         assert_eq!(send(app.as_user(Method::DELETE, "ana", &format!("/api/v1/templates/{private}"))).await.0, 204);
         assert_eq!(send(app.as_user(Method::GET, "ana", &format!("/api/v1/templates/{private}"))).await.0, 404);
     }
+}
+
+/// Templates that loop, recurse, print without end or reach for files,
+/// previewed all at once: each fails with its reason in bounded time, and
+/// the server keeps answering meanwhile.
+#[tokio::test]
+async fn harmful_templates_fail_fast_and_the_server_stays_responsive() {
+    let app = TestApp::start(None).await;
+    app.add_user("boss", Role::Admin).await;
+    app.client
+        .get(format!("{}/boot/52-54-00-12-34-56?hostname=node1", app.url))
+        .send()
+        .await
+        .unwrap();
+    let (_, hosts) = send(app.as_user(Method::GET, "boss", "/api/v1/hosts")).await;
+    let host = hosts["hosts"][0]["id"].as_i64().unwrap();
+    let harmful = [
+        (
+            "forever",
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            "too much work",
+        ),
+        (
+            "recurse",
+            "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+            "recursion",
+        ),
+        (
+            "gigabytes",
+            "{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}",
+            "longer than",
+        ),
+        ("files", "{% include '/etc/passwd' %}", "no other templates"),
+        ("environment", "{{ env.HOME }}{{ config }}", "undefined"),
+    ];
+    let mut previews = Vec::new();
+    for (name, body, _) in harmful {
+        let (status, created) = send(
+            app.as_user(Method::POST, "boss", "/api/v1/templates")
+                .json(&json!({"name": name, "kind": "system", "body": body})),
+        )
+        .await;
+        assert_eq!(status, 201, "{name}: {created}");
+        let id = created["template"]["id"].as_i64().unwrap();
+        let request = app
+            .as_user(
+                Method::POST,
+                "boss",
+                &format!("/api/v1/templates/{id}/preview"),
+            )
+            .json(&json!({"host": host}));
+        previews.push(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let answer = send(request).await;
+            (answer, started.elapsed())
+        }));
+    }
+    // Meanwhile the server answers at once.
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let res = app
+            .client
+            .get(format!("{}/healthz", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for (preview, (name, _, reason)) in previews.into_iter().zip(harmful) {
+        let ((status, body), took) = preview.await.unwrap();
+        assert_eq!(status, 422, "{name}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("template “{name}”")),
+            "{name}: {message}"
+        );
+        assert!(message.contains(reason), "{name}: {message}");
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{name} took {took:?}"
+        );
+    }
+    app.stop().await;
 }
