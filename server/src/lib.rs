@@ -168,6 +168,7 @@ impl Server {
             site = %self.state.config.site_dir.display(),
             "listening on http://{addr}"
         );
+        let hosts = self.state.hosts.clone();
         let watchdog = tokio::spawn(watchdog(
             self.state.hosts.clone(),
             self.state.stopping.clone(),
@@ -185,6 +186,8 @@ impl Server {
         // Running jobs finish (for a bounded time) before the database closes.
         workers.shutdown().await;
         let _ = watchdog.await;
+        // The boot requests' timeline rows still queued.
+        hosts.flush().await;
         db.close().await;
         served?;
         Ok(())

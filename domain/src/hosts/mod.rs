@@ -4,6 +4,7 @@
 //! `discovered`; a host that is not marked for an install boots from its
 //! local disk. Every boot request is an event on the host's timeline.
 
+mod bootlog;
 mod mac;
 mod network;
 mod pools;
@@ -217,6 +218,7 @@ pub struct Hosts {
     settings: Arc<BootSettings>,
     discovery: Arc<Limiter>,
     events: Events,
+    log: bootlog::BootLog,
 }
 
 #[derive(sqlx::FromRow)]
@@ -341,6 +343,7 @@ impl Hosts {
     pub fn new(db: Db, settings: BootSettings, events: Events) -> Hosts {
         Hosts {
             discovery: Arc::new(Limiter::new(settings.discovery_per_minute)),
+            log: bootlog::BootLog::start(db.clone()),
             db,
             settings: Arc::new(settings),
             events,
@@ -373,14 +376,12 @@ impl Hosts {
     ) -> Result<BootAnswer, HostsError> {
         let hostname = hostname.and_then(valid_hostname);
         let ip_text = ip.to_string();
-        // One round trip for a known host: refresh it and learn its state.
+        // A known host: one read; its "last seen" is written behind the
+        // answer, with the timeline row.
         let refreshed: Option<(i64, String, String)> = crate::with_pool!(&self.db, pool => {
             sqlx::query_as(
-                "UPDATE hosts SET last_seen_at = $1, last_ip = $2 \
-                 WHERE id = (SELECT host_id FROM host_macs WHERE mac = $3) RETURNING id, name, state",
+                "SELECT h.id, h.name, h.state FROM host_macs m JOIN hosts h ON h.id = m.host_id WHERE m.mac = $1",
             )
-            .bind(now)
-            .bind(&ip_text)
             .bind(mac.to_string())
             .fetch_optional(pool)
             .await
@@ -397,13 +398,22 @@ impl Hosts {
                         script: scripts::local_boot(None, mac),
                     });
                 };
-                let name = self.get(id).await?.map(|h| h.name).unwrap_or_default();
+                let name = self.fetch(id).await?.map(|h| h.name).unwrap_or_default();
                 (id, name, Some(HostState::Discovered))
             }
         };
         if state == Some(HostState::InstallPending)
-            && let Some(host) = self.get(id).await?
+            && let Some(host) = self.fetch(id).await?
         {
+            self.log.push(bootlog::Seen {
+                host: id,
+                at: now,
+                source_ip: Some(ip_text.clone()),
+                // Only "last seen": the install's own row follows.
+                kind: String::new(),
+                detail: String::new(),
+                refresh: true,
+            });
             let script = self.serve_install(host, mac, &ip_text, now).await?;
             return Ok(BootAnswer {
                 host_id: Some(id),
@@ -416,7 +426,14 @@ impl Hosts {
             }
             _ => "served the local-boot script",
         };
-        self.record(id, now, Some(&ip_text), "boot", detail).await?;
+        self.log.push(bootlog::Seen {
+            host: id,
+            at: now,
+            source_ip: Some(ip_text),
+            kind: "boot".into(),
+            detail: detail.into(),
+            refresh: true,
+        });
         Ok(BootAnswer {
             host_id: Some(id),
             script: scripts::local_boot(Some(&name), mac),
@@ -500,7 +517,8 @@ impl Hosts {
         Ok(Some(id))
     }
 
-    /// Adds an event to a host's timeline.
+    /// Adds an event to a host's timeline, behind the answer (see
+    /// [`bootlog`]); reads of the timeline wait for it.
     pub async fn record(
         &self,
         host: i64,
@@ -509,30 +527,39 @@ impl Hosts {
         kind: &str,
         detail: &str,
     ) -> Result<(), sqlx::Error> {
-        crate::with_pool!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO host_events (host_id, at, source_ip, kind, detail) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(host)
-            .bind(at)
-            .bind(source_ip)
-            .bind(kind)
-            .bind(detail)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
+        self.log.push(bootlog::Seen {
+            host,
+            at,
+            source_ip: source_ip.map(str::to_string),
+            kind: kind.to_string(),
+            detail: detail.to_string(),
+            refresh: false,
+        });
+        Ok(())
+    }
+
+    /// Waits until the timeline rows and "last seen" times queued so far
+    /// are written (at shutdown; reads do it themselves).
+    pub async fn flush(&self) {
+        self.log.flush().await;
     }
 
     /// The host a boot request names, for `/unattended` and `/done`.
     pub async fn by_mac(&self, mac: Mac) -> Result<Option<Host>, HostsError> {
         match self.id_of(mac).await? {
-            Some(id) => self.get(id).await,
+            Some(id) => self.fetch(id).await,
             None => Ok(None),
         }
     }
 
+    /// The host, with every boot request made so far accounted for.
     pub async fn get(&self, id: i64) -> Result<Option<Host>, HostsError> {
+        self.log.flush().await;
+        self.fetch(id).await
+    }
+
+    /// The host as the database has it now (its "last seen" may lag).
+    async fn fetch(&self, id: i64) -> Result<Option<Host>, HostsError> {
         let rows: Vec<HostRow> = crate::with_pool!(&self.db, pool => {
             sqlx::query_as(select_hosts!("SELECT * FROM hosts WHERE id = $1"))
                 .bind(id)
@@ -544,6 +571,7 @@ impl Hosts {
 
     /// Hosts matching `filter`, by id.
     pub async fn list(&self, filter: &HostFilter) -> Result<(Vec<Host>, i64), HostsError> {
+        self.log.flush().await;
         let pool_name = filter.pool.clone().unwrap_or_default();
         let state = filter.state.map(HostState::as_str).unwrap_or_default();
         let holder = filter.holder.clone().unwrap_or_default();
@@ -857,6 +885,7 @@ impl Hosts {
 
     /// The newest `limit` events of a host's timeline, newest first.
     pub async fn timeline(&self, host: i64, limit: i64) -> Result<Vec<HostEvent>, HostsError> {
+        self.log.flush().await;
         Ok(crate::with_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT id, at, source_ip, kind, detail FROM host_events WHERE host_id = $1 ORDER BY id DESC LIMIT $2",

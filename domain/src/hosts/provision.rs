@@ -122,6 +122,8 @@ impl Hosts {
         change: Change<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<String>, HostsError> {
+        // What happened before this change comes first in the timeline.
+        self.log.flush().await;
         let from = change
             .from
             .iter()

@@ -1,0 +1,150 @@
+//! Timeline rows and "last seen" written behind the answer. A node asking
+//! `/boot/{mac}` should not wait for two commits: its answer depends only
+//! on what is read. The rows go to one writer task that commits them in
+//! batches (everything that queued while it wrote the last batch, up to
+//! [`BATCH`] rows, in one transaction).
+//!
+//! Order and visibility: every read of a timeline or host in the API first
+//! waits for what was queued before it ([`BootLog::flush`]), and so does a
+//! change of state, so the timeline keeps the order things happened in.
+//! What is queued when the process dies (a few milliseconds' worth) is
+//! lost; these rows are bookkeeping, never a promise made to someone: the
+//! state changes that are (mark, install, done) are written before their
+//! answer, as before.
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::Db;
+
+/// Rows a batch commits at most.
+const BATCH: usize = 2000;
+/// Rows that may wait; beyond, new ones are dropped (and logged).
+const QUEUE: usize = 100_000;
+
+/// One row for a host's timeline, and maybe its "last seen".
+#[derive(Debug)]
+pub(super) struct Seen {
+    pub host: i64,
+    pub at: DateTime<Utc>,
+    pub source_ip: Option<String>,
+    /// Empty: no timeline row, only "last seen".
+    pub kind: String,
+    pub detail: String,
+    /// Also set the host's last-seen time and address.
+    pub refresh: bool,
+}
+
+enum Message {
+    Row(Seen),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub(super) struct BootLog {
+    queue: Option<mpsc::Sender<Message>>,
+}
+
+impl BootLog {
+    /// Starts the writer (on the current tokio runtime).
+    pub fn start(db: Db) -> BootLog {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("no tokio runtime: host timelines are not written");
+            return BootLog { queue: None };
+        };
+        let (queue, rows) = mpsc::channel(QUEUE);
+        runtime.spawn(write(db, rows));
+        BootLog { queue: Some(queue) }
+    }
+
+    /// Queues a row; returns at once.
+    pub fn push(&self, seen: Seen) {
+        let Some(queue) = &self.queue else { return };
+        if let Err(err) = queue.try_send(Message::Row(seen)) {
+            let seen = match err {
+                mpsc::error::TrySendError::Full(Message::Row(seen))
+                | mpsc::error::TrySendError::Closed(Message::Row(seen)) => Some(seen),
+                _ => None,
+            };
+            tracing::warn!(
+                host = seen.map(|s| s.host),
+                "host timeline queue is full or closed; a row was dropped"
+            );
+        }
+    }
+
+    /// Waits until everything queued before this call is committed (or
+    /// failed and was logged).
+    pub async fn flush(&self) {
+        let Some(queue) = &self.queue else { return };
+        let (done, wait) = oneshot::channel();
+        if queue.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write(db: Db, mut queue: mpsc::Receiver<Message>) {
+    let mut rows = Vec::with_capacity(BATCH);
+    let mut waiting = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Row(seen) => rows.push(seen),
+                Message::Flush(done) => waiting.push(done),
+            }
+            if rows.len() < BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !rows.is_empty()
+            && let Err(err) = commit(&db, &rows).await
+        {
+            tracing::warn!(rows = rows.len(), error = %err, "could not write host timeline rows");
+        }
+        rows.clear();
+        for done in waiting.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn commit(db: &Db, rows: &[Seen]) -> Result<(), sqlx::Error> {
+    // Bookkeeping: PostgreSQL need not flush it before it answers.
+    let mut tx = db.begin_relaxed().await?;
+    for seen in rows {
+        if seen.refresh {
+            crate::with_tx!(&mut tx, conn => {
+                sqlx::query(
+                    "UPDATE hosts SET last_seen_at = $1, last_ip = $2 \
+                     WHERE id = $3 AND (last_seen_at IS NULL OR last_seen_at <= $1)",
+                )
+                .bind(seen.at)
+                .bind(&seen.source_ip)
+                .bind(seen.host)
+                .execute(conn)
+                .await
+                .map(|_| ())
+            })?;
+        }
+        if seen.kind.is_empty() {
+            continue;
+        }
+        crate::with_tx!(&mut tx, conn => {
+            sqlx::query(
+                "INSERT INTO host_events (host_id, at, source_ip, kind, detail) \
+                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM hosts WHERE id = $1)",
+            )
+            .bind(seen.host)
+            .bind(seen.at)
+            .bind(&seen.source_ip)
+            .bind(&seen.kind)
+            .bind(&seen.detail)
+            .execute(conn)
+            .await
+            .map(|_| ())
+        })?;
+    }
+    tx.commit().await
+}
