@@ -419,6 +419,8 @@ enum Mode {
 
 #[derive(Default)]
 struct TaskResult {
+    /// Requests that got an answer or failed, warm-up included.
+    sent: usize,
     /// Microseconds of each measured request.
     latencies: Vec<u32>,
     errors: usize,
@@ -497,6 +499,7 @@ async fn client_task(
         let began = Instant::now();
         let answer = tokio::time::timeout(shared.timeout, client.get(path)).await;
         let done = Instant::now();
+        result.sent += 1;
         let measured = match mode {
             Mode::Timed { warm_end, end } => done >= warm_end && done <= end,
             _ => true,
@@ -638,6 +641,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     let mut total = TaskResult::default();
     for task in tasks {
         let r = task.await?;
+        total.sent += r.sent;
         total.latencies.extend(r.latencies);
         total.errors += r.errors;
         total.non_2xx += r.non_2xx;
@@ -678,6 +682,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         "concurrency": args.concurrency,
         "paths": shared.paths.len(),
         "requests": requests,
+        "sent": total.sent,
         "errors": total.errors,
         "non_2xx": total.non_2xx,
         "wrong_status": total.wrong_status,

@@ -24,6 +24,8 @@ pub struct Process {
     pub url: String,
     /// Every log line, parsed (JSON format).
     pub logs: Arc<Mutex<Vec<Value>>>,
+    /// Reads the log lines until the process's output ends.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// `bootler <args>` in `dir` with a clean environment plus `env`.
@@ -55,7 +57,7 @@ impl Process {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().unwrap();
         let kept = Arc::clone(&logs);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Ok(value) = serde_json::from_str::<Value>(&line) {
                     kept.lock().unwrap().push(value);
@@ -76,7 +78,12 @@ impl Process {
             assert!(Instant::now() < deadline, "bootler did not answer in 30 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Process { child, url, logs }
+        Process {
+            child,
+            url,
+            logs,
+            reader: Some(reader),
+        }
     }
 
     /// How many log lines say `message` (e.g. "job finished"), per `job` id.
@@ -92,10 +99,14 @@ impl Process {
         counts
     }
 
-    /// SIGKILL: no shutdown at all.
-    pub fn kill(mut self) {
+    /// SIGKILL: no shutdown at all. Afterwards [`Process::count`] sees
+    /// every line the process wrote.
+    pub fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
     }
 
     /// SIGTERM and wait for the exit.
