@@ -15,6 +15,12 @@
 #             each request renders A.4 and moves its host to `installing`;
 #   unattended  hosts installing; random MACs on /boot/{mac}/unattended
 #             (renders A.2).
+# plus, once, /boot.ipxe (the same router and middleware, no database: the
+# ceiling of Bootler's HTTP stack on this machine).
+# Bootler writes timeline rows and "last seen" behind its answers; after
+# each run the script waits until they are written, and the table shows
+# the rows written per answer and how long the backlog took after the run
+# (rows dropped from a full queue are counted from the server's log).
 # The rendered parts run when a probe shows the server renders (a marked
 # host gets a script with `kernel`, /unattended answers 200); else they are
 # reported as skipped. BENCH_FORCE_RENDERED=1 runs them anyway.
@@ -31,7 +37,8 @@
 # BENCH_WARMUP (2 s), BENCH_ENGINES (sqlite,postgres), BENCH_NGINX (1),
 # BENCH_DB_MAX_CONNECTIONS (unset: Bootler's default), BENCH_PG_OPTIONS,
 # BENCH_LOADGEN_THREADS (unset: all cores), BENCH_RESULTS (a file for the
-# JSON lines). Honours CARGO_TARGET_DIR.
+# JSON lines), BENCH_KEEP=1 (keep the temporary folder: server logs,
+# databases). Honours CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -63,6 +70,8 @@ if [ "$with_nginx" = 1 ]; then
   fi
   echo "nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //')"
 fi
+# Other work on the machine skews every figure: say what was running.
+echo "before the run: load average $(cut -d' ' -f1-3 /proc/loadavg); busiest processes: $(ps -eo pcpu=,comm= --sort=-pcpu | head -3 | awk '{printf "%s %s%%; ", $2, $1}')"
 echo "load: $hosts hosts; concurrency $curve (local, nginx), $concurrency (rendered); ${duration} s after ${warmup} s of warm-up; generator threads ${BENCH_LOADGEN_THREADS:-$(nproc)}, on the same cores"
 
 cargo build --release --locked -p bootler-server --bin bootler --example boot_storm -q
@@ -101,7 +110,11 @@ cleanup() {
   if [ -n "$pg_data" ]; then
     as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
   fi
-  rm -rf "$dir"
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    echo "kept $dir (logs, databases)"
+  else
+    rm -rf "$dir"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -113,17 +126,54 @@ free_port() {
 # MAC of host n, hexhyp (as in URLs) or with colons (as stored).
 mac_of() { printf '52-54-00-%02x-%02x-%02x' $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
 
+# CPU seconds (user + system) used so far by the processes PIDS and their
+# children, live or already reaped: bootler (+ the PostgreSQL postmaster),
+# or the nginx master.
+cpu_seconds() {
+  python3 - "$@" <<'PY'
+import os, sys
+def stat(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()  # from field 3 (state) on
+wanted = set(sys.argv[1:])
+ticks = 0
+for pid in os.listdir("/proc"):
+    if not pid.isdigit():
+        continue
+    f = stat(pid)
+    if f is None:
+        continue
+    if pid in wanted:
+        ticks += sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+    elif f[1] in wanted:
+        ticks += int(f[11]) + int(f[12])  # a live child
+print(ticks / os.sysconf("SC_CLK_TCK"))
+PY
+}
+# The processes whose CPU a run counts (set before each group of runs).
+cpu_pids=""
+cpu_before=0
+
 # storm LABEL ARGS…: one generator run; its JSON line goes to $results.
 storm() {
   local label=$1
   shift
   local threads=()
   [ -n "${BENCH_LOADGEN_THREADS:-}" ] && threads=(--threads "$BENCH_LOADGEN_THREADS")
-  local line
+  local line cpu_after
+  # shellcheck disable=SC2086
+  cpu_before=$(cpu_seconds $cpu_pids)
   line=$("$storm" --label "$label" "${threads[@]}" "$@")
-  # The machine's 1-minute load average at the end of the run.
-  line=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["loadavg"]=float(sys.argv[2]); print(json.dumps(r))' \
-    "$line" "$(cut -d' ' -f1 /proc/loadavg)")
+  # shellcheck disable=SC2086
+  cpu_after=$(cpu_seconds $cpu_pids)
+  # The machine's 1-minute load average at the end of the run, and the
+  # server's CPU time during it (warm-up included, like `sent`).
+  line=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["loadavg"]=float(sys.argv[2]); r["server_cpu_s"]=round(float(sys.argv[4])-float(sys.argv[3]),2); print(json.dumps(r))' \
+    "$line" "$(cut -d' ' -f1 /proc/loadavg)" "$cpu_before" "$cpu_after")
   echo "$line" >>"$results"
   python3 - "$line" <<'EOF'
 import json, sys
@@ -131,6 +181,7 @@ r = json.loads(sys.argv[1])
 print(f"  {r['label']:<28} c={r['concurrency']:<4} {r['requests']:>7} req in {r['seconds']:>6.2f} s  "
       f"{r['rps']:>9.1f} req/s  p50 {r['p50_ms']:.2f}  p90 {r['p90_ms']:.2f}  p99 {r['p99_ms']:.2f}  "
       f"max {r['max_ms']:.2f} ms  {r['bytes_per_response']:.0f} B  errors {r['errors']}  load {r['loadavg']}"
+      + f"\n    server CPU {r['server_cpu_s']:.1f} s, {1e6 * r['server_cpu_s'] / max(r['sent'], 1):.0f} µs per answer"
       + (f"  statuses {r['statuses']}  e.g. {r['error_sample'][:2]}" if r['errors'] else ""))
 EOF
 }
@@ -161,6 +212,71 @@ EOF
 sql_pg() { psql -h 127.0.0.1 -p "$pg_port" -U postgres -d bootler -v ON_ERROR_STOP=1 -qAt -c "$1"; }
 run_sql() { if [ "$engine" = sqlite ]; then sql_sqlite "$1"; else sql_pg "$1" >/dev/null; fi; }
 query() { if [ "$engine" = sqlite ]; then query_sqlite "$1"; else sql_pg "$1"; fi; }
+# A bulk change of hosts; retried if it meets the server's own writes
+# (a deadlock on PostgreSQL, a busy database on SQLite).
+# Bulk state changes go straight to the database, behind Bootler's back.
+# Bootler keeps hosts in memory (and hears of changes made through it, or
+# through another replica, not of these), so it restarts to read afresh.
+change_hosts() {
+  local try
+  for try in 1 2 3 4 5; do
+    if run_sql "$1" 2>"$dir/sql.err"; then
+      if [ -n "$server_pid" ]; then
+        stop_server
+        start_server
+        set_cpu_pids
+      fi
+      return 0
+    fi
+    echo "  (retrying a bulk change: $(head -1 "$dir/sql.err"))"
+    sleep 1
+  done
+  cat "$dir/sql.err" >&2
+  return 1
+}
+
+# Bootler writes timeline rows and "last seen" behind its answers, in
+# batches: after a run, wait until the count of timeline rows stops
+# changing (1.5 s), so the next run starts on a quiet database and the
+# backlog is measured. Sets drain_s (seconds from the end of the run to
+# the last row written) and rows_now.
+drain() {
+  local ended=$1 last changed now
+  last=$(query 'SELECT COUNT(*) FROM host_events')
+  changed=$(date +%s.%N)
+  while true; do
+    sleep 0.25
+    rows_now=$(query 'SELECT COUNT(*) FROM host_events')
+    now=$(date +%s.%N)
+    if [ "$rows_now" != "$last" ]; then
+      last=$rows_now
+      changed=$now
+    elif python3 -c "import sys; sys.exit(0 if $now - $changed >= 1.5 or $now - $ended > 600 else 1)"; then
+      break
+    fi
+  done
+  drain_s=$(python3 -c "print(f'{max(0.0, $changed - $ended):.2f}')")
+}
+
+# storm_db LABEL ARGS…: a run against Bootler; then the backlog of its
+# timeline rows, added to the JSON line (timeline_rows, drain_s).
+storm_db() {
+  local before ended
+  before=$(query 'SELECT COUNT(*) FROM host_events')
+  storm "$@"
+  ended=$(date +%s.%N)
+  drain "$ended"
+  local line cpu_drained
+  # shellcheck disable=SC2086
+  cpu_drained=$(cpu_seconds $cpu_pids)
+  line=$(tail -1 "$results")
+  # The server's CPU time, writing the backlog included.
+  line=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["timeline_rows"]=int(sys.argv[2]); r["drain_s"]=float(sys.argv[3]); r["server_cpu_s"]=round(float(sys.argv[5])-float(sys.argv[4]),2); print(json.dumps(r))' \
+    "$line" "$((rows_now - before))" "$drain_s" "$cpu_before" "$cpu_drained")
+  sed -i '$d' "$results"
+  echo "$line" >>"$results"
+  echo "    timeline: $((rows_now - before)) rows for $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sent"])' "$line") answers (warm-up included); backlog written ${drain_s} s after the run; server CPU with the backlog: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); c=r["server_cpu_s"]; print("%.1f s, %.0f µs per answer" % (c, 1e6 * c / max(r["sent"], 1)))' "$line")"
+}
 
 # The hosts, their MACs, a holder, a pool and the two global templates.
 seed_sqlite() {
@@ -238,6 +354,12 @@ bootler_vars() {
   fi
 }
 
+# The processes whose CPU time counts as the server's.
+set_cpu_pids() {
+  cpu_pids=$server_pid
+  if [ "$engine" = postgres ]; then cpu_pids="$server_pid $(head -1 "$pg_data/postmaster.pid")"; fi
+}
+
 start_server() {
   bootler_vars
   # `env` execs bootler: $! is the server itself.
@@ -260,6 +382,7 @@ start_server() {
 
 rendered_size=""
 rendered_body=""
+entry_done=""
 
 bench_engine() {
   echo
@@ -291,6 +414,7 @@ bench_engine() {
   if [ "$engine" = sqlite ]; then user=$(seed_sqlite); else user=$(seed_pg | tail -1); fi
   echo "seeded $(query 'SELECT COUNT(*) FROM hosts') hosts, $(query 'SELECT COUNT(*) FROM host_macs') MACs in $(python3 -c "import time; print(f'{time.time() - $t0:.1f}')") s"
   start_server
+  set_cpu_pids
   local base="http://127.0.0.1:$port"
   local mac1
   mac1=$(mac_of 1)
@@ -301,12 +425,20 @@ bench_engine() {
   # a. Enrolled hosts boot from their disk.
   IFS=, read -ra levels <<<"$curve"
   for c in "${levels[@]}"; do
-    storm "$engine local" --url-base "$base" --macs "$hosts" --concurrency "$c" \
+    storm_db "$engine local" --url-base "$base" --macs "$hosts" --concurrency "$c" \
       --duration "$duration" --warmup "$warmup"
   done
 
+  # The ceiling of Bootler's HTTP stack: the same router and middleware,
+  # no database (the entry script DHCP hands out). Once per run.
+  if [ -z "$entry_done" ]; then
+    entry_done=1
+    storm "$engine entry-script-no-db" --url-base "$base" --path /boot.ipxe \
+      --concurrency "$concurrency" --duration "$duration" --warmup "$warmup"
+  fi
+
   # b(i). Every host marked: each boot renders A.4 once and starts the install.
-  run_sql "UPDATE hosts SET state = 'install_pending', marked_by = $user, state_changed_at = updated_at"
+  change_hosts "UPDATE hosts SET state = 'install_pending', marked_by = $user, state_changed_at = updated_at"
   local probe rendered=0
   probe=$(curl -sS "$base/boot/$mac1?hostname=node-1")
   if printf %s "$probe" | grep -q '^kernel '; then
@@ -317,9 +449,10 @@ bench_engine() {
     echo "a marked host got: $(printf %s "$probe" | sed -n 2p) (the server does not render yet)"
   fi
   # The probe served host 1's install: mark it again.
-  run_sql "UPDATE hosts SET state = 'install_pending' WHERE id = 1"
+  drain "$(date +%s.%N)"
+  change_hosts "UPDATE hosts SET state = 'install_pending' WHERE id = 1"
   if [ "$rendered" = 1 ] || [ "${BENCH_FORCE_RENDERED:-0}" = 1 ]; then
-    storm "$engine rendered (each once)" --url-base "$base" --macs "$hosts" \
+    storm_db "$engine rendered (each once)" --url-base "$base" --macs "$hosts" \
       --concurrency "$concurrency" --each-once
     echo "  hosts by state afterwards: $(query "SELECT state || '=' || COUNT(*) FROM hosts GROUP BY state ORDER BY state" | paste -sd' ')"
     if [ "$rendered" = 1 ] && [ -z "$rendered_size" ]; then
@@ -330,12 +463,12 @@ bench_engine() {
   fi
 
   # b(ii). Installing hosts fetch their answer file (A.2, rendered).
-  run_sql "UPDATE hosts SET state = 'installing', marked_by = $user"
+  change_hosts "UPDATE hosts SET state = 'installing', marked_by = $user"
   local status
   status=$(curl -sS -o "$dir/unattended-probe" -w '%{http_code}' "$base/boot/$mac1/unattended")
   if [ "$status" = 200 ] || [ "${BENCH_FORCE_RENDERED:-0}" = 1 ]; then
     echo "answer file of host 1: HTTP $status, $(wc -c <"$dir/unattended-probe") bytes"
-    storm "$engine unattended" --url-base "$base" --macs "$hosts" \
+    storm_db "$engine unattended" --url-base "$base" --macs "$hosts" \
       --path-template "/boot/{mac}/unattended" --expect-prefix "d-i " \
       --concurrency "$concurrency" --duration "$duration" --warmup "$warmup"
   else
@@ -344,7 +477,7 @@ bench_engine() {
   fi
   echo "timeline events written: $(query 'SELECT COUNT(*) FROM host_events')"
   stop_server
-  echo "server log: $(grep -c . "$dir/server-$engine.log" || true) lines; $(grep -ciE 'error|warn' "$dir/server-$engine.log" || true) warnings or errors"
+  echo "server log: $(grep -c . "$dir/server-$engine.log" || true) lines; $(grep -ciE 'error|warn' "$dir/server-$engine.log" || true) warnings or errors; $(grep -c 'row was dropped' "$dir/server-$engine.log" || true) timeline rows dropped (queue full); $(grep -c 'slow statement: execution' "$dir/server-$engine.log" || true) slow statements (> 1 s)"
   grep -iE 'error|warn' "$dir/server-$engine.log" | head -3 || true
   if [ "$engine" = postgres ]; then
     as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast stop >/dev/null
@@ -419,6 +552,7 @@ EOF
     sleep 0.1
   done
   echo "nginx workers: $(pgrep -P "$nginx_pid" | wc -l)"
+  cpu_pids=$nginx_pid
   IFS=, read -ra levels <<<"$curve"
   for c in "${levels[@]}"; do
     storm "nginx static" --url-base "http://127.0.0.1:$nginx_port" --macs "$hosts" \
@@ -433,17 +567,20 @@ python3 - "$results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 nginx = {r["concurrency"]: r["rps"] for r in rows if r["label"] == "nginx static" and "rps" in r}
-print("| engine | path | concurrency | requests | req/s | p50 ms | p99 ms | max ms | bytes | errors | % of nginx | load |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| engine | path | concurrency | requests | req/s | p50 ms | p99 ms | max ms | bytes | errors | % of nginx | timeline rows / answers | backlog written after | server CPU µs / answer | load |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     engine, _, path = r["label"].partition(" ")
     if "skipped" in r:
-        print(f"| {engine} | {path} | | | skipped: {r['skipped']} | | | | | | | |")
+        print(f"| {engine} | {path} | | | skipped: {r['skipped']} | | | | | | | | | | |")
         continue
     ref = nginx.get(r["concurrency"])
     pct = f"{100 * r['rps'] / ref:.0f} %" if ref and engine != "nginx" else ""
+    rows_ = f"{r['timeline_rows']:,} / {r['sent']:,}" if "timeline_rows" in r else ""
+    drain_ = f"{r['drain_s']:.1f} s" if "drain_s" in r else ""
+    cpu_ = f"{1e6 * r['server_cpu_s'] / max(r['sent'], 1):.0f}" if "server_cpu_s" in r else ""
     print(f"| {engine} | {path} | {r['concurrency']} | {r['requests']:,} | {r['rps']:,.0f} | {r['p50_ms']:.2f} "
-          f"| {r['p99_ms']:.2f} | {r['max_ms']:.1f} | {r['bytes_per_response']:.0f} | {r['errors']} | {pct} | {r['loadavg']} |")
+          f"| {r['p99_ms']:.2f} | {r['max_ms']:.1f} | {r['bytes_per_response']:.0f} | {r['errors']} | {pct} | {rows_} | {drain_} | {cpu_} | {r['loadavg']} |")
 ref = nginx.get(256)
 for r in rows:
     if "rendered" not in r["label"] or "rps" not in r or r["concurrency"] != 256:

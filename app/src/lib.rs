@@ -29,8 +29,9 @@ pub mod server_fns;
 use components::layout::Layout;
 use pages::account::AccountPage;
 use pages::admin_users::AdminUsersPage;
+use pages::history::HistoryPage;
 use pages::home::HomePage;
-use pages::hosts::{HostPage, HostsPage};
+use pages::hosts::{HostPage, HostsPage, PoolPage};
 use pages::jobs::JobsPage;
 use pages::login::LoginPage;
 use pages::not_found::NotFound;
@@ -105,10 +106,16 @@ pub fn App() -> impl IntoView {
                     />
                     <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("jobs") view=JobsPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("history") view=HistoryPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("hosts") view=HostsPage ssr=SsrMode::Async />
                     <Route
                         path=(StaticSegment("hosts"), ParamSegment("id"))
                         view=HostPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("pools"), ParamSegment("name"))
+                        view=PoolPage
                         ssr=SsrMode::Async
                     />
                     <Route path=StaticSegment("templates") view=TemplatesPage ssr=SsrMode::Async />

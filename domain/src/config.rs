@@ -53,6 +53,35 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// The boot endpoints nodes call.
     pub boot: BootConfig,
+    /// Leases of bare-metal nodes.
+    pub leases: LeasesConfig,
+}
+
+/// Leases: quotas and reminders.
+#[serde_as]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeasesConfig {
+    /// Nodes one person may hold at once (an account may say otherwise);
+    /// 0: no limit.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub max_hosts_per_user: u32,
+    /// Hours before a lease ends at which its holder is reminded (by mail
+    /// and in the browser).
+    pub reminder_hours: Vec<u32>,
+    /// How often expiries and reminders are looked for, in seconds.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub sweep_seconds: u64,
+}
+
+impl Default for LeasesConfig {
+    fn default() -> Self {
+        LeasesConfig {
+            max_hosts_per_user: 0,
+            reminder_hours: vec![72, 24],
+            sweep_seconds: 60,
+        }
+    }
 }
 
 /// The boot endpoints (`/boot.ipxe`, `/boot/{mac}`…): who may call them and
@@ -76,6 +105,21 @@ pub struct BootConfig {
     /// after its system script was served is marked failed.
     #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
     pub install_timeout_minutes: u32,
+    /// Templates render in worker processes (`bootler render-worker`): at
+    /// most this many at once.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub render_workers: usize,
+    /// Memory (address space) of one render worker, in MiB: a template
+    /// that needs more fails with a clear error.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub render_memory_mb: u64,
+    /// Longest time one render may take, in milliseconds.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub render_timeout_ms: u64,
+    /// The program render workers run (`bootler` itself unless set; tests
+    /// that embed the server point it at the binary).
+    #[serde(skip)]
+    pub render_program: Option<PathBuf>,
 }
 
 impl Default for BootConfig {
@@ -85,6 +129,10 @@ impl Default for BootConfig {
             discovery_per_minute: 60,
             max_discovered: 1000,
             install_timeout_minutes: 120,
+            render_workers: 2,
+            render_memory_mb: 512,
+            render_timeout_ms: 3000,
+            render_program: None,
         }
     }
 }
@@ -424,6 +472,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             jobs: JobsConfig::default(),
             boot: BootConfig::default(),
+            leases: LeasesConfig::default(),
         }
     }
 }
@@ -488,6 +537,38 @@ impl Config {
         for network in &self.boot.allowed_networks {
             crate::hosts::Network::parse(network)
                 .map_err(|reason| invalid("boot.allowed_networks", reason))?;
+        }
+        if self.leases.sweep_seconds == 0 {
+            return Err(invalid(
+                "leases.sweep_seconds",
+                "must be at least 1".to_string(),
+            ));
+        }
+        if let Some(hours) = self
+            .leases
+            .reminder_hours
+            .iter()
+            .find(|h| **h == 0 || **h > 24 * 365)
+        {
+            return Err(invalid(
+                "leases.reminder_hours",
+                format!("{hours} is not between 1 and 8760 hours"),
+            ));
+        }
+        let boot = &self.boot;
+        for (key, value, low, high) in [
+            ("boot.render_workers", boot.render_workers as u64, 1, 64),
+            ("boot.render_memory_mb", boot.render_memory_mb, 128, 65536),
+            (
+                "boot.render_timeout_ms",
+                boot.render_timeout_ms,
+                100,
+                600_000,
+            ),
+        ] {
+            if !(low..=high).contains(&value) {
+                return Err(invalid(key, format!("must be between {low} and {high}")));
+            }
         }
         let jobs = &self.jobs;
         for (key, value) in [

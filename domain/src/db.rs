@@ -179,6 +179,17 @@ impl Db {
         })
     }
 
+    /// A transaction that will write: on SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`), so what it reads stays true until it
+    /// commits and two of them never deadlock upgrading their locks. The
+    /// same as [`Db::begin`] on PostgreSQL (lock rows there).
+    pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
     /// A transaction whose commit does not wait for PostgreSQL to flush it
     /// to disk (`synchronous_commit = off` for this transaction only). Only
     /// for bookkeeping whose loss in a crash of PostgreSQL itself is

@@ -3,6 +3,7 @@
 //! function from here and map its error.
 
 pub mod accounts;
+pub mod changes;
 pub mod config;
 pub mod db;
 pub mod directory;

@@ -181,7 +181,7 @@ for (const javaScriptEnabled of [true, false]) {
     test('someone else sees neither the host nor its page', async () => {
       const context = await browser.newContext({ javaScriptEnabled });
       const page = await signIn(context, 'ana', '/hosts');
-      await page.getByText('You hold no hosts yet.').waitFor();
+      await page.getByText('You hold no nodes yet. Get one above.').waitFor();
       await page.goto(`${server.url}/hosts/1`);
       await page.getByText('There is no host 1 that you hold.').waitFor();
       await page.goto(`${server.url}/hosts/abc`);

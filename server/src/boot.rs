@@ -183,6 +183,13 @@ fn installer_answer(mac: Mac, kind: &str, result: Result<Served, HostsError>) ->
         Err(HostsError::Invalid(reason) | HostsError::Forbidden(reason)) => {
             text_error(StatusCode::BAD_REQUEST, reason)
         }
+        Err(HostsError::Unavailable(reason)) => {
+            tracing::error!(%mac, kind, error = %reason, "installer request failed");
+            text_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Bootler cannot answer right now; try again.".into(),
+            )
+        }
         Err(HostsError::Database(err)) => {
             tracing::error!(%mac, kind, error = %err, "installer request failed");
             text_error(

@@ -126,7 +126,7 @@ impl Server {
             Err(err) => tracing::warn!(error = %err, "could not add the shipped templates"),
         }
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-        let state = AppState {
+        let state = AppState::new(state::Services {
             leptos: leptos_options(&config, addr),
             config: Arc::new(config),
             db,
@@ -136,7 +136,7 @@ impl Server {
             templates,
             stopping,
             metrics: metrics::shared(),
-        };
+        });
         Ok(Server {
             listener,
             state,
@@ -173,6 +173,12 @@ impl Server {
             self.state.hosts.clone(),
             self.state.stopping.clone(),
         ));
+        let leases = tokio::spawn(lease_sweeper(
+            self.state.hosts.clone(),
+            self.state.accounts.mailer().clone(),
+            std::time::Duration::from_secs(self.state.config.leases.sweep_seconds),
+            self.state.stopping.clone(),
+        ));
         let stopping = self.stopping;
         let served = axum::serve(
             self.listener,
@@ -186,6 +192,7 @@ impl Server {
         // Running jobs finish (for a bounded time) before the database closes.
         workers.shutdown().await;
         let _ = watchdog.await;
+        let _ = leases.await;
         // The boot requests' timeline rows still queued.
         hosts.flush().await;
         db.close().await;
@@ -211,6 +218,41 @@ async fn watchdog(
             Ok(0) => {}
             Ok(n) => tracing::warn!(failed = n, "installs ran past boot.install_timeout_minutes"),
             Err(err) => tracing::warn!(error = %err, "install watchdog"),
+        }
+    }
+}
+
+/// Ends leases that ran out and reminds holders of the ones ending soon
+/// (every replica may: each change is guarded), mailing what it tells.
+async fn lease_sweeper(
+    hosts: bootler_domain::hosts::Hosts,
+    mailer: bootler_domain::mail::SharedMailer,
+    every: std::time::Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        let notices = match hosts.sweep_leases(chrono::Utc::now()).await {
+            Ok(notices) => notices,
+            Err(err) => {
+                tracing::warn!(error = %err, "lease sweep");
+                continue;
+            }
+        };
+        for notice in notices {
+            let mail = bootler_domain::mail::Mail {
+                to: notice.email.clone(),
+                subject: notice.subject.clone(),
+                text: notice.body.clone(),
+            };
+            if let Err(err) = mailer.send(&mail).await {
+                tracing::warn!(error = %err, to = %notice.username, subject = %notice.subject, "could not mail a lease notice");
+            }
         }
     }
 }

@@ -27,10 +27,17 @@ pub struct Metrics {
     inner: Mutex<Series>,
 }
 
+/// By method, then route (looked up without allocating: this runs for
+/// every request, boot storms included).
 #[derive(Default)]
 struct Series {
-    counts: BTreeMap<(String, String, u16), u64>,
-    latency: BTreeMap<(String, String), Histogram>,
+    methods: BTreeMap<String, BTreeMap<String, Route>>,
+}
+
+#[derive(Default)]
+struct Route {
+    statuses: BTreeMap<u16, u64>,
+    latency: Histogram,
 }
 
 #[derive(Default, Clone)]
@@ -43,14 +50,20 @@ struct Histogram {
 impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut series = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        *series
-            .counts
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default() += 1;
-        let histogram = series
-            .latency
-            .entry((method.to_string(), route.to_string()))
-            .or_default();
+        if !series.methods.contains_key(method) {
+            series.methods.insert(method.to_string(), BTreeMap::new());
+        }
+        let Some(routes) = series.methods.get_mut(method) else {
+            return;
+        };
+        if !routes.contains_key(route) {
+            routes.insert(route.to_string(), Route::default());
+        }
+        let Some(stats) = routes.get_mut(route) else {
+            return;
+        };
+        *stats.statuses.entry(status).or_default() += 1;
+        let histogram = &mut stats.latency;
         for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
                 *bucket += 1;
@@ -79,13 +92,20 @@ impl Metrics {
             "# HELP bootler_http_requests_total HTTP requests answered, by method, route and status."
         );
         let _ = writeln!(out, "# TYPE bootler_http_requests_total counter");
-        for ((method, route, status), count) in &series.counts {
-            let _ = writeln!(
-                out,
-                "bootler_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {count}",
-                escape(method),
-                escape(route)
-            );
+        let routes = || {
+            series.methods.iter().flat_map(|(method, routes)| {
+                routes.iter().map(move |(route, r)| (method, route, r))
+            })
+        };
+        for (method, route, stats) in routes() {
+            for (status, count) in &stats.statuses {
+                let _ = writeln!(
+                    out,
+                    "bootler_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {count}",
+                    escape(method),
+                    escape(route)
+                );
+            }
         }
         let _ = writeln!(
             out,
@@ -95,7 +115,8 @@ impl Metrics {
             out,
             "# TYPE bootler_http_request_duration_seconds histogram"
         );
-        for ((method, route), histogram) in &series.latency {
+        for (method, route, stats) in routes() {
+            let histogram = &stats.latency;
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
             for (bound, count) in BUCKETS.iter().zip(histogram.buckets) {
                 let _ = writeln!(
@@ -132,8 +153,9 @@ fn escape(value: &str) -> String {
 
 /// The route pattern of a request, with axum's internal wildcard names
 /// folded to `*`.
-fn route_label(request: &Request) -> String {
-    match request.extensions().get::<MatchedPath>() {
+fn route_label(matched: Option<&MatchedPath>) -> std::borrow::Cow<'_, str> {
+    match matched {
+        Some(path) if !path.as_str().contains("{*") => std::borrow::Cow::Borrowed(path.as_str()),
         Some(path) => path
             .as_str()
             .split('/')
@@ -145,20 +167,21 @@ fn route_label(request: &Request) -> String {
                 }
             })
             .collect::<Vec<_>>()
-            .join("/"),
-        None => UNMATCHED.to_string(),
+            .join("/")
+            .into(),
+        None => UNMATCHED.into(),
     }
 }
 
 /// Middleware: times every request and records it.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
-    let route = route_label(&request);
+    let method = request.method().clone();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
     state.metrics.record(
-        &method,
-        &route,
+        method.as_str(),
+        &route_label(matched.as_ref()),
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );

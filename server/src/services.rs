@@ -10,6 +10,7 @@ use bootler_domain::directory::{Builtin, Ldap, SharedDirectory};
 use bootler_domain::hosts::{BootSettings, Hosts, Network};
 use bootler_domain::jobs::{self, Events, Jobs};
 use bootler_domain::mail::{Outbox, SharedMailer, Smtp, SmtpSettings, SmtpTls};
+use bootler_domain::templates::{Sandbox, WorkerLimits};
 use bootler_domain::{Config, Db};
 
 pub fn directory(config: &Config, db: &Db) -> SharedDirectory {
@@ -88,7 +89,36 @@ pub fn hosts(config: &Config, db: &Db, events: Events) -> anyhow::Result<Hosts> 
             install_timeout: std::time::Duration::from_secs(
                 u64::from(config.boot.install_timeout_minutes.max(1)) * 60,
             ),
+            max_hosts_per_user: config.leases.max_hosts_per_user,
+            lease_reminders: {
+                let mut hours = config.leases.reminder_hours.clone();
+                hours.sort_unstable_by(|a, b| b.cmp(a));
+                hours.dedup();
+                hours
+                    .into_iter()
+                    .map(|h| chrono::Duration::hours(i64::from(h)))
+                    .collect()
+            },
         },
         events,
+    )
+    .with_sandbox(sandbox(config)?))
+}
+
+/// Where templates render: worker processes of this very program.
+pub fn sandbox(config: &Config) -> anyhow::Result<Sandbox> {
+    let program = match &config.boot.render_program {
+        Some(program) => program.clone(),
+        None => std::env::current_exe().map_err(|err| {
+            anyhow::anyhow!("cannot find the bootler program for render workers: {err}")
+        })?,
+    };
+    Ok(Sandbox::workers(
+        program,
+        config.boot.render_workers,
+        WorkerLimits {
+            memory_bytes: config.boot.render_memory_mb * 1024 * 1024,
+            time: std::time::Duration::from_millis(config.boot.render_timeout_ms),
+        },
     ))
 }

@@ -10,9 +10,27 @@ use leptos::config::LeptosOptions;
 
 use crate::metrics::Metrics;
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: one pointer, cheap to clone (axum clones
+/// it for every extractor and middleware of every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
     pub config: Arc<Config>,
     pub db: Db,
     pub accounts: Accounts,

@@ -41,6 +41,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                         <a href="/hosts">"Hosts"</a>
                         <a href="/templates">"Templates"</a>
                         <a href="/jobs">"Jobs"</a>
+                        <a href="/history">"History"</a>
                         <Show when=move || user.get().is_some_and(|u| u.admin)>
                             <a href="/admin/users">"Users"</a>
                         </Show>

@@ -14,8 +14,8 @@ use crate::components::alert::{Alert, Notice, load_error, signed_out};
 use crate::hooks::{encode, query_param};
 use crate::live::use_live;
 use crate::server_fns::hosts::{
-    HostInfo, HostPageData, HostSummary, HostsView, PAGE, TemplateOption, host_detail,
-    host_timeline, hosts_overview,
+    HostInfo, HostPageData, HostSummary, HostsView, PAGE, PoolPageData, PoolSettingsView,
+    TemplateOption, host_detail, host_timeline, hosts_overview, pool_settings,
 };
 
 const STATES: &[(&str, &str)] = &[
@@ -142,13 +142,14 @@ fn Hosts(view: HostsView, state: String, pool: String, mac: String, page: i64) -
     let lead = if view.admin {
         "Every node that PXE-boots against Bootler appears here. Enrol discovered nodes into a pool, choose how they install, and mark them for a clean install on their next boot."
     } else {
-        "The nodes you hold. Choose how each installs and mark it for a clean install on its next boot."
+        "Get a node from a pool with one click; it is yours until its lease ends. Choose how each installs, mark it for a clean install on its next boot, lend it on, and release it when you are done."
     };
+    let title = if view.admin { "Hosts" } else { "My nodes" };
     let empty_text = if view.total == 0 && state.is_empty() && pool.is_empty() && mac.is_empty() {
         if view.admin {
             "No hosts yet. A node appears here the first time it network-boots into Bootler (see the network boot guide in docs/network-boot.md)."
         } else {
-            "You hold no hosts yet."
+            "You hold no nodes yet. Get one above."
         }
     } else {
         "No host matches these filters."
@@ -156,15 +157,16 @@ fn Hosts(view: HostsView, state: String, pool: String, mac: String, page: i64) -
     let pools_card = view.admin.then(|| view! { <Pools view=view.clone() /> });
     view! {
         <div class="page-head">
-            <h1>"Hosts"</h1>
+            <h1>{title}</h1>
             <p class="lead-small">{lead}</p>
         </div>
         <Notice message=query_param("notice") />
         <Alert message=query_param("err") />
         <div class="sections">
+            <GetNode view=view.clone() />
             <section class="card" aria-labelledby="hosts-title">
                 <div class="toolbar">
-                    <h2 id="hosts-title">{format!("Hosts ({})", view.total)}</h2>
+                    <h2 id="hosts-title">{format!("{title} ({})", view.total)}</h2>
                     <nav class="filters" aria-label="States">{tabs}</nav>
                 </div>
                 <form method="get" action="/hosts" class="form form-row filter-form">
@@ -194,6 +196,7 @@ fn Hosts(view: HostsView, state: String, pool: String, mac: String, page: i64) -
                                     <th scope="col">"State"</th>
                                     <th scope="col">"Pool"</th>
                                     <th scope="col">"Holder"</th>
+                                    <th scope="col">"Lease ends"</th>
                                     <th scope="col">"Last seen"</th>
                                 </tr>
                             </thead>
@@ -219,12 +222,75 @@ fn HostRow(host: HostSummary) -> impl IntoView {
             <td><span class=format!("status status-{}", host.state)>{state_label(&host.state)}</span></td>
             <td>{host.pool.clone().unwrap_or_else(|| "—".into())}</td>
             <td>{host.holder.clone().unwrap_or_else(|| "—".into())}</td>
+            <td>{match (&host.holder, &host.lease_until) {
+                (None, _) => "—".to_string(),
+                (Some(_), Some(until)) => until.clone(),
+                (Some(_), None) => "no end".to_string(),
+            }}</td>
             <td>
                 {host.last_seen.clone().unwrap_or_else(|| "never".into())}
                 {host.last_ip.clone().map(|ip| view! { <span class="hint">" from " {ip}</span> })}
             </td>
         </tr>
     }
+}
+
+/// "Get a node": one click, from a chosen pool or any.
+#[component]
+fn GetNode(view: HostsView) -> impl IntoView {
+    if view.pools.is_empty() {
+        return Either::Left(view! {
+            <section class="card" aria-labelledby="get-title">
+                <h2 id="get-title">"Get a node"</h2>
+                <p class="empty">
+                    "There is no pool you may draw nodes from yet. Administrators create pools and say who may use them."
+                </p>
+            </section>
+        });
+    }
+    let free: i64 = view.pools.iter().map(|p| p.free).sum();
+    let options = view
+        .pools
+        .iter()
+        .map(|p| {
+            let mut label = format!("{} — {} of {} free", p.name, p.free, p.hosts);
+            if p.free == 0
+                && let Some(next) = &p.next_lease_end
+            {
+                label.push_str(&format!(", next lease ends {next}"));
+            }
+            view! { <option value=p.name.clone()>{label}</option> }
+        })
+        .collect_view();
+    let lengths = view
+        .pools
+        .iter()
+        .map(|p| match p.lease_hours {
+            Some(h) if h % 24 == 0 => format!("{}: {} days", p.name, h / 24),
+            Some(h) => format!("{}: {h} hours", p.name),
+            None => format!("{}: until released", p.name),
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
+    Either::Right(view! {
+        <section class="card" aria-labelledby="get-title">
+            <h2 id="get-title">"Get a node"</h2>
+            <p class="hint">
+                {format!("{free} free now. A node is yours for its pool's lease length ({lengths}); you are reminded before it ends and can extend it.")}
+            </p>
+            <form method="post" action="/hosts/allocate" class="form form-row">
+                <input type="hidden" name="csrf" value=view.csrf.clone() />
+                <div class="field">
+                    <label for="get-pool">"From"</label>
+                    <select id="get-pool" name="pool">
+                        <option value="">"Any pool"</option>
+                        {options}
+                    </select>
+                </div>
+                <button type="submit" class="button" data-testid="get-node">"Get a node"</button>
+            </form>
+        </section>
+    })
 }
 
 #[component]
@@ -238,6 +304,9 @@ fn Pools(view: HostsView) -> impl IntoView {
                     <td><a href=hosts_href("", &p.name, "", 1)>{p.name.clone()}</a></td>
                     <td>{p.description.clone()}</td>
                     <td>{p.hosts}</td>
+                    <td>{p.free}</td>
+                    <td>{p.held}</td>
+                    <td><a href=format!("/pools/{}", encode(&p.name))>"Settings"</a></td>
                 </tr>
             }
         })
@@ -246,7 +315,7 @@ fn Pools(view: HostsView) -> impl IntoView {
         <section class="card" aria-labelledby="pools-title">
             <h2 id="pools-title">"Pools"</h2>
             <p class="hint">
-                "Pools group the nodes people get with one click. Enrol a discovered node on its page."
+                "Pools group the nodes people get with one click. Enrol a discovered node on its page; a pool's settings say who may get nodes from it, for how long and how many."
             </p>
             {if view.pools.is_empty() {
                 Either::Left(view! { <p class="empty">"No pools yet."</p> })
@@ -258,6 +327,9 @@ fn Pools(view: HostsView) -> impl IntoView {
                                 <th scope="col">"Pool"</th>
                                 <th scope="col">"Description"</th>
                                 <th scope="col">"Hosts"</th>
+                                <th scope="col">"Free"</th>
+                                <th scope="col">"Held"</th>
+                                <th scope="col"><span class="sr-only">"Settings"</span></th>
                             </tr>
                         </thead>
                         <tbody>{rows}</tbody>
@@ -343,10 +415,87 @@ fn Host(detail: HostInfo) -> impl IntoView {
         <Notice message=query_param("notice") />
         <Alert message=query_param("err") />
         <div class="sections">
+            <Lease detail=detail.clone() />
             <Install detail=detail.clone() />
             <BootOptions detail=detail.clone() />
             <Timeline id=host.id />
         </div>
+    }
+}
+
+/// Who holds the node and until when; extend, release, lend.
+#[component]
+fn Lease(detail: HostInfo) -> impl IntoView {
+    let host = detail.host.clone();
+    let post = |path: &'static str, label: &'static str, quiet: bool, testid: &'static str| {
+        view! {
+            <form method="post" action=format!("/hosts/{}/{path}", host.id) class="inline-form">
+                <input type="hidden" name="csrf" value=detail.csrf.clone() />
+                <button type="submit" class="button" class:button-quiet=quiet data-testid=testid>{label}</button>
+            </form>
+        }
+    };
+    let text = match (&host.holder, detail.holds) {
+        (None, _) => match &host.pool {
+            Some(pool) => format!("Nobody holds it: it is free in pool {pool}."),
+            None => "Nobody holds it, and it is in no pool.".to_string(),
+        },
+        (Some(_), true) => match &host.lease_until {
+            Some(until) => format!(
+                "You hold it since {}, until {until}. You are reminded before the end; extend it if you need it longer, release it when you are done.",
+                host.lease_since.clone().unwrap_or_default()
+            ),
+            None => format!(
+                "You hold it since {}, with no end. Release it when you are done.",
+                host.lease_since.clone().unwrap_or_default()
+            ),
+        },
+        (Some(holder), false) => format!(
+            "{holder} holds it since {}, {}.",
+            host.lease_since.clone().unwrap_or_default(),
+            host.lease_until
+                .clone()
+                .map(|u| format!("until {u}"))
+                .unwrap_or_else(|| "with no end".into())
+        ),
+    };
+    let held = host.holder.is_some();
+    let may = detail.holds || detail.admin;
+    let extend = (held && may && host.lease_until.is_some())
+        .then(|| post("extend", "Extend", true, "extend"));
+    let release = (held && may).then(|| {
+        post(
+            "release",
+            if detail.holds { "Release" } else { "Take back" },
+            true,
+            "release",
+        )
+    });
+    let lend = may.then(|| {
+        let (label, hint) = if detail.holds {
+            ("Lend to", "Lending gives the node and its lease to someone else; it is theirs until the lease ends.")
+        } else {
+            ("Give to", "Giving starts a new lease for that person (the pool's lease length).")
+        };
+        view! {
+            <form method="post" action=format!("/hosts/{}/lend", host.id) class="form form-row">
+                <input type="hidden" name="csrf" value=detail.csrf.clone() />
+                <div class="field">
+                    <label for="lend-user">{label}</label>
+                    <input id="lend-user" name="user" required placeholder="username" autocomplete="off" />
+                    <p class="hint">{hint}</p>
+                </div>
+                <button type="submit" class="button button-quiet" data-testid="lend">{label}</button>
+            </form>
+        }
+    });
+    view! {
+        <section class="card" aria-labelledby="lease-title">
+            <h2 id="lease-title">"Lease"</h2>
+            <p data-testid="lease-text">{text}</p>
+            {(extend.is_some() || release.is_some()).then(|| view! { <div class="card-actions">{extend}{release}</div> })}
+            {lend}
+        </section>
     }
 }
 
@@ -644,6 +793,123 @@ fn Timeline(id: i64) -> impl IntoView {
                     })
                 })}
             </Transition>
+        </section>
+    }
+}
+
+/// `/pools/{name}`: who may draw from a pool, for how long, how many, and
+/// whether released nodes are installed afresh (administrators).
+#[component]
+pub fn PoolPage() -> impl IntoView {
+    let params = use_params_map();
+    let name = move || params.read().get("name").unwrap_or_default();
+    let data = Resource::new(name, pool_settings);
+    view! {
+        <Title text="Pool" />
+        <Transition fallback=|| view! { <p>"Loading the pool…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(PoolPageData::Found(pool)) => EitherOf3::A(view! { <PoolForm pool=*pool /> }),
+                    Ok(PoolPageData::SignedOut) => EitherOf3::B(Either::Left(signed_out("Pool", "change pools", format!("/pools/{}", encode(&name()))))),
+                    Ok(PoolPageData::Missing(message)) => EitherOf3::B(Either::Right(view! {
+                        <section class="card form-card">
+                            <h1>"Pool"</h1>
+                            <p class="alert alert-error" role="alert">{message}</p>
+                            <p><a href="/hosts">"Hosts"</a></p>
+                        </section>
+                    })),
+                    Err(_) => EitherOf3::C(load_error("Pool")),
+                }
+            })}
+        </Transition>
+    }
+}
+
+fn hours_value(hours: Option<i32>) -> String {
+    hours.map(|h| h.to_string()).unwrap_or_default()
+}
+
+fn name_select(
+    id: &'static str,
+    name: &'static str,
+    options: &[String],
+    chosen: Option<&String>,
+) -> impl IntoView + use<> {
+    let items = options
+        .iter()
+        .map(|t| view! { <option value=t.clone() selected=Some(t) == chosen>{t.clone()}</option> })
+        .collect_view();
+    view! {
+        <select id=id name=name>
+            <option value="" selected=chosen.is_none()>"None"</option>
+            {items}
+        </select>
+    }
+}
+
+#[component]
+fn PoolForm(pool: PoolSettingsView) -> impl IntoView {
+    view! {
+        <Title text=format!("Pool {}", pool.name) />
+        <div class="page-head">
+            <p class="crumbs"><a href="/hosts#pools-title">"Pools"</a> " / "</p>
+            <h1>{pool.name.clone()}</h1>
+            <p class="lead-small">
+                {format!("{} nodes: {} free, {} held.", pool.hosts, pool.free, pool.held)}
+                " "
+                <a href=hosts_href("", &pool.name, "", 1)>"See them"</a>
+            </p>
+        </div>
+        <Notice message=query_param("notice") />
+        <Alert message=query_param("err") />
+        <section class="card" aria-labelledby="pool-title">
+            <h2 id="pool-title">"Settings"</h2>
+            <form method="post" action=format!("/pools/{}", encode(&pool.name)) class="form">
+                <input type="hidden" name="csrf" value=pool.csrf.clone() />
+                <div class="field">
+                    <label for="pool-description">"Description"</label>
+                    <input id="pool-description" name="description" value=pool.description.clone() />
+                </div>
+                <div class="field">
+                    <label for="pool-access">"Who may get nodes from it"</label>
+                    <input id="pool-access" name="access" value=pool.access.clone() placeholder="everyone" />
+                    <p class="hint">"Usernames, separated by commas. Empty: everyone. Administrators always may."</p>
+                </div>
+                <div class="form-row">
+                    <div class="field">
+                        <label for="pool-default">"Lease length (hours)"</label>
+                        <input id="pool-default" name="default_lease_hours" type="number" min="1" value=hours_value(pool.default_lease_hours) placeholder="no end" />
+                        <p class="hint">"Given at “Get a node” and added by “Extend”. Empty: until released."</p>
+                    </div>
+                    <div class="field">
+                        <label for="pool-max">"Longest lease (hours)"</label>
+                        <input id="pool-max" name="max_lease_hours" type="number" min="1" value=hours_value(pool.max_lease_hours) placeholder="no limit" />
+                        <p class="hint">"From now: extensions stop there. Empty: no limit."</p>
+                    </div>
+                    <div class="field">
+                        <label for="pool-per-user">"Nodes per person"</label>
+                        <input id="pool-per-user" name="max_per_user" type="number" min="1" value=hours_value(pool.max_per_user) placeholder="no limit" />
+                    </div>
+                </div>
+                <div class="field">
+                    <label>
+                        <input type="checkbox" name="clean_install" checked=pool.clean_install />
+                        " Install released nodes afresh before the next person gets them"
+                    </label>
+                    <p class="hint">"With these templates; a released node is out of allocation until its install is done."</p>
+                </div>
+                <div class="form-row">
+                    <div class="field">
+                        <label for="pool-system">"System template"</label>
+                        {name_select("pool-system", "system", &pool.system_templates, pool.system.as_ref())}
+                    </div>
+                    <div class="field">
+                        <label for="pool-unattended">"Unattended template"</label>
+                        {name_select("pool-unattended", "unattended", &pool.unattended_templates, pool.unattended.as_ref())}
+                    </div>
+                </div>
+                <button type="submit" class="button">"Save pool"</button>
+            </form>
         </section>
     }
 }

@@ -15,6 +15,9 @@ pub struct HostSummary {
     pub holder: Option<String>,
     pub last_seen: Option<String>,
     pub last_ip: Option<String>,
+    /// When the lease began and ends (`None`: no end), if held.
+    pub lease_since: Option<String>,
+    pub lease_until: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,12 +25,20 @@ pub struct PoolSummary {
     pub name: String,
     pub description: String,
     pub hosts: i64,
+    /// Free for allocation now, and held by someone.
+    pub free: i64,
+    pub held: i64,
+    /// The soonest end of a lease in it.
+    pub next_lease_end: Option<String>,
+    /// Lease length given at allocation, in hours (`None`: no end).
+    pub lease_hours: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostsView {
     pub hosts: Vec<HostSummary>,
     pub total: i64,
+    /// Admins: every pool; others: the pools they may draw from.
     pub pools: Vec<PoolSummary>,
     pub admin: bool,
     pub csrf: String,
@@ -50,6 +61,8 @@ fn summary(host: &bootler_domain::hosts::Host) -> HostSummary {
         holder: host.holder.clone(),
         last_seen: host.last_seen_at.map(when),
         last_ip: host.last_ip.clone(),
+        lease_since: host.holder.as_ref().and(host.lease_started_at).map(when),
+        lease_until: host.lease_ends_at.map(when),
     }
 }
 
@@ -120,10 +133,15 @@ pub async fn hosts_overview(
         total,
         pools: pools
             .into_iter()
+            .filter(|p| admin || p.access.is_empty() || p.access.contains(&user.username))
             .map(|p| PoolSummary {
                 name: p.name,
                 description: p.description,
                 hosts: p.hosts,
+                free: p.free,
+                held: p.held,
+                next_lease_end: p.next_lease_end.map(super::account::when),
+                lease_hours: p.default_lease_hours,
             })
             .collect(),
         admin,
@@ -155,6 +173,8 @@ pub struct HostInfo {
     pub unattended_templates: Vec<TemplateOption>,
     pub pools: Vec<String>,
     pub admin: bool,
+    /// The caller holds it.
+    pub holds: bool,
     pub csrf: String,
     /// `boot.install_timeout_minutes`.
     pub install_timeout_minutes: u32,
@@ -251,6 +271,7 @@ pub async fn host_detail(id: String) -> Result<HostPageData, ServerFnError> {
         unattended_templates: of_kind(Kind::Unattended),
         pools: pools.into_iter().map(|p| p.name).collect(),
         admin: actor.admin,
+        holds: host.holder_id == Some(user.id),
         csrf: session.csrf_token,
         install_timeout_minutes: timeout,
     })))
@@ -297,4 +318,93 @@ pub async fn host_timeline(id: String) -> Result<Vec<TimelineEntry>, ServerFnErr
             detail: e.detail,
         })
         .collect())
+}
+
+/// A pool's settings, for its page (administrators).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSettingsView {
+    pub name: String,
+    pub description: String,
+    /// Usernames, comma-separated; empty: everyone.
+    pub access: String,
+    pub default_lease_hours: Option<i32>,
+    pub max_lease_hours: Option<i32>,
+    pub max_per_user: Option<i32>,
+    pub clean_install: bool,
+    pub system: Option<String>,
+    pub unattended: Option<String>,
+    pub hosts: i64,
+    pub free: i64,
+    pub held: i64,
+    /// Global templates of each kind, by name.
+    pub system_templates: Vec<String>,
+    pub unattended_templates: Vec<String>,
+    pub csrf: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PoolPageData {
+    SignedOut,
+    /// Not an admin, or no such pool: the sentence to show.
+    Missing(String),
+    Found(Box<PoolSettingsView>),
+}
+
+#[server(prefix = "/sfn", endpoint = "pool_settings")]
+pub async fn pool_settings(name: String) -> Result<PoolPageData, ServerFnError> {
+    use super::current_user::request_session;
+    use bootler_domain::templates::{Actor, Kind, Templates};
+    let Some(session) = request_session().await? else {
+        return Ok(PoolPageData::SignedOut);
+    };
+    let user = session.user;
+    let actor = host_actor(&user);
+    if !actor.admin {
+        return Ok(PoolPageData::Missing(
+            "Only administrators change pools.".into(),
+        ));
+    }
+    let hosts = hosts_service()?;
+    let Some(pool) = hosts
+        .pool(&name)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))?
+    else {
+        return Ok(PoolPageData::Missing(format!(
+            "There is no pool “{}”.",
+            name.chars().take(70).collect::<String>()
+        )));
+    };
+    let templates =
+        use_context::<Templates>().ok_or_else(|| ServerFnError::new("templates missing"))?;
+    let all = templates
+        .list(Actor {
+            user_id: user.id,
+            admin: true,
+        })
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    let global = |kind: Kind| {
+        all.iter()
+            .filter(|t| t.kind == kind && t.owner.is_none())
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    Ok(PoolPageData::Found(Box::new(PoolSettingsView {
+        name: pool.name,
+        description: pool.description,
+        access: pool.access.join(", "),
+        default_lease_hours: pool.default_lease_hours,
+        max_lease_hours: pool.max_lease_hours,
+        max_per_user: pool.max_per_user,
+        clean_install: pool.clean_install,
+        system: pool.system,
+        unattended: pool.unattended,
+        hosts: pool.hosts,
+        free: pool.free,
+        held: pool.held,
+        system_templates: global(Kind::System),
+        unattended_templates: global(Kind::Unattended),
+        csrf: session.csrf_token,
+    })))
 }

@@ -243,7 +243,7 @@ pub async fn template_page(id: String, host: String) -> Result<TemplatePageData,
 mod ssr {
     use bootler_domain::accounts::{Role, User};
     use bootler_domain::hosts::{self, Hosts};
-    use bootler_domain::templates::{Actor, Limits, Template, Templates, render};
+    use bootler_domain::templates::{Actor, Template, Templates};
     use leptos::prelude::*;
 
     use super::{Preview, PreviewResult, TemplateRow};
@@ -272,10 +272,9 @@ mod ssr {
     }
 
     /// Renders the saved body for host `host` (one the caller may control),
-    /// with the context a real boot would get. The render is bounded (fuel,
-    /// output size), so it runs here rather than on a blocking thread.
-    /// Bootler's own failures (the database) are errors; the rest is told
-    /// in the preview.
+    /// with the context a real boot would get, in the sandbox's worker
+    /// processes. Bootler's own failures (the database, the sandbox) are
+    /// errors; the rest is told in the preview.
     pub async fn preview(
         hosts: &Hosts,
         user: &User,
@@ -302,14 +301,17 @@ mod ssr {
             }
             Err(err) => return Ok(problem(host_id, None, err.to_string())),
         };
-        let context = match hosts.render_context(&host, Some(user.id)).await {
-            Ok(context) => context,
-            Err(err @ hosts::HostsError::Database(_)) => {
+        let rendered = match hosts
+            .preview(&host, &template.name, &template.body, Some(user.id))
+            .await
+        {
+            Ok(rendered) => rendered,
+            Err(err @ (hosts::HostsError::Database(_) | hosts::HostsError::Unavailable(_))) => {
                 return Err(ServerFnError::new(err.to_string()));
             }
             Err(err) => return Ok(problem(host_id, Some(host.name), err.to_string())),
         };
-        let result = match render(&template.name, &template.body, &context, Limits::default()) {
+        let result = match rendered {
             Ok(output) => PreviewResult::Output(output),
             Err(err) => PreviewResult::RenderError {
                 message: err.to_string(),

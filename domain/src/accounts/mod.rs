@@ -196,6 +196,11 @@ pub struct Accounts {
 }
 
 impl Accounts {
+    /// Where Bootler's mail goes (lease notices use it too).
+    pub fn mailer(&self) -> &SharedMailer {
+        &self.mailer
+    }
+
     pub fn new(
         db: Db,
         directory: SharedDirectory,

@@ -47,6 +47,7 @@ impl Accounts {
                 .await
                 .map(|_| ())
         })?;
+        crate::changes::announce(&self.db, crate::changes::Change::People).await;
         tracing::info!(username = %user.username, "display name changed");
         Ok(updated)
     }
@@ -106,6 +107,7 @@ impl Accounts {
                 ),
             )
         })?;
+        crate::changes::announce(&self.db, crate::changes::Change::People).await;
         tracing::info!(username = %user.username, fingerprint = %key.fingerprint, "SSH key added");
         Ok(key)
     }
@@ -132,6 +134,9 @@ impl Accounts {
                 .await
                 .map(|r| r.rows_affected())
         })?;
+        if done == 1 {
+            crate::changes::announce(&self.db, crate::changes::Change::People).await;
+        }
         Ok(done == 1)
     }
 }

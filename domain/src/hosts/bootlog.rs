@@ -12,6 +12,9 @@
 //! state changes that are (mark, install, done) are written before their
 //! answer, as before.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,8 +32,8 @@ pub(super) struct Seen {
     pub at: DateTime<Utc>,
     pub source_ip: Option<String>,
     /// Empty: no timeline row, only "last seen".
-    pub kind: String,
-    pub detail: String,
+    pub kind: Cow<'static, str>,
+    pub detail: Cow<'static, str>,
     /// Also set the host's last-seen time and address.
     pub refresh: bool,
 }
@@ -110,40 +113,64 @@ async fn write(db: Db, mut queue: mpsc::Receiver<Message>) {
     }
 }
 
+/// Rows per statement (5 values each: well within both engines' limits).
+const CHUNK: usize = 400;
+
 async fn commit(db: &Db, rows: &[Seen]) -> Result<(), sqlx::Error> {
+    // "Last seen" once per host: the latest of the batch.
+    let mut latest: HashMap<i64, (DateTime<Utc>, Option<&str>)> = HashMap::new();
+    for seen in rows.iter().filter(|s| s.refresh) {
+        let entry = latest
+            .entry(seen.host)
+            .or_insert((seen.at, seen.source_ip.as_deref()));
+        if seen.at >= entry.0 {
+            *entry = (seen.at, seen.source_ip.as_deref());
+        }
+    }
+    let latest: Vec<(i64, DateTime<Utc>, Option<&str>)> = latest
+        .into_iter()
+        .map(|(host, (at, ip))| (host, at, ip))
+        .collect();
+    let events: Vec<(usize, &Seen)> = rows
+        .iter()
+        .filter(|s| !s.kind.is_empty())
+        .enumerate()
+        .collect();
     // Bookkeeping: PostgreSQL need not flush it before it answers.
     let mut tx = db.begin_relaxed().await?;
-    for seen in rows {
-        if seen.refresh {
-            crate::with_tx!(&mut tx, conn => {
-                sqlx::query(
-                    "UPDATE hosts SET last_seen_at = $1, last_ip = $2 \
-                     WHERE id = $3 AND (last_seen_at IS NULL OR last_seen_at <= $1)",
-                )
-                .bind(seen.at)
-                .bind(&seen.source_ip)
-                .bind(seen.host)
-                .execute(conn)
-                .await
-                .map(|_| ())
-            })?;
-        }
-        if seen.kind.is_empty() {
-            continue;
-        }
+    for chunk in latest.chunks(CHUNK) {
         crate::with_tx!(&mut tx, conn => {
-            sqlx::query(
+            let mut query = sqlx::QueryBuilder::new(
+                "UPDATE hosts SET last_seen_at = v.column2, last_ip = v.column3 FROM (",
+            );
+            query.push_values(chunk, |mut row, (host, at, ip)| {
+                row.push_bind(*host).push_bind(*at).push_bind(*ip);
+            });
+            query.push(
+                ") AS v WHERE hosts.id = v.column1 \
+                 AND (hosts.last_seen_at IS NULL OR hosts.last_seen_at <= v.column2)",
+            );
+            query.build().execute(conn).await.map(|_| ())
+        })?;
+    }
+    for chunk in events.chunks(CHUNK) {
+        // In the order they happened (the timeline sorts by id); rows of
+        // hosts that no longer exist are left out.
+        crate::with_tx!(&mut tx, conn => {
+            let mut query = sqlx::QueryBuilder::new(
                 "INSERT INTO host_events (host_id, at, source_ip, kind, detail) \
-                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM hosts WHERE id = $1)",
-            )
-            .bind(seen.host)
-            .bind(seen.at)
-            .bind(&seen.source_ip)
-            .bind(&seen.kind)
-            .bind(&seen.detail)
-            .execute(conn)
-            .await
-            .map(|_| ())
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5 FROM (",
+            );
+            query.push_values(chunk, |mut row, (n, seen)| {
+                row.push_bind(seen.host)
+                    .push_bind(seen.at)
+                    .push_bind(seen.source_ip.as_deref())
+                    .push_bind(seen.kind.as_ref())
+                    .push_bind(seen.detail.as_ref())
+                    .push_bind(*n as i64);
+            });
+            query.push(") AS v JOIN hosts h ON h.id = v.column1 ORDER BY v.column6");
+            query.build().execute(conn).await.map(|_| ())
         })?;
     }
     tx.commit().await

@@ -5,6 +5,8 @@
 //! local disk. Every boot request is an event on the host's timeline.
 
 mod bootlog;
+mod cache;
+mod leases;
 mod mac;
 mod network;
 mod pools;
@@ -22,10 +24,11 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::jobs::Events;
-use crate::templates::Kind;
+use crate::templates::{Kind, Sandbox};
+pub use leases::{AllocateRequest, AuditEntry, AuditFilter, LeaseNotice, Quota};
 pub use mac::Mac;
 pub use network::Network;
-pub use pools::Pool;
+pub use pools::{Pool, PoolChange};
 pub use provision::{Actor, Served, TemplateChoice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,6 +83,11 @@ pub struct Host {
     pub state: HostState,
     pub pool: Option<String>,
     pub holder: Option<String>,
+    /// When the current lease began and ends (none: no end).
+    pub lease_started_at: Option<DateTime<Utc>>,
+    pub lease_ends_at: Option<DateTime<Utc>>,
+    /// Out of allocation (an administrator's repair).
+    pub maintenance: bool,
     pub interface: String,
     pub vars: serde_json::Value,
     pub last_seen_at: Option<DateTime<Utc>>,
@@ -93,6 +101,10 @@ pub struct Host {
     pub marked_by: Option<String>,
     #[serde(skip)]
     pub holder_id: Option<i64>,
+    #[serde(skip)]
+    pub marked_by_id: Option<i64>,
+    #[serde(skip)]
+    pub pool_id: Option<i64>,
 }
 
 /// A template chosen as a boot option.
@@ -126,6 +138,9 @@ pub enum HostsError {
     /// A template did not render (the text names template, line, reason).
     #[error("{0}")]
     Render(String),
+    /// Templates cannot be rendered at all right now (Bootler's problem).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -140,6 +155,11 @@ pub struct BootSettings {
     pub max_discovered: u32,
     /// How long an install may run before the watchdog calls it failed.
     pub install_timeout: std::time::Duration,
+    /// Hosts one person may hold at once unless their account says
+    /// otherwise; 0: no limit.
+    pub max_hosts_per_user: u32,
+    /// How long before a lease ends its holder is reminded, longest first.
+    pub lease_reminders: Vec<chrono::Duration>,
 }
 
 /// What a node is told.
@@ -198,6 +218,8 @@ pub struct HostChange {
     pub unattended: Option<Option<TemplateChoice>>,
     /// The host's MAC addresses, all of them (admins).
     pub macs: Option<Vec<String>>,
+    /// Out of allocation for repairs (admins).
+    pub maintenance: Option<bool>,
 }
 
 /// Which hosts to list.
@@ -219,6 +241,8 @@ pub struct Hosts {
     discovery: Arc<Limiter>,
     events: Events,
     log: bootlog::BootLog,
+    cache: Arc<cache::BootCache>,
+    sandbox: Sandbox,
 }
 
 #[derive(sqlx::FromRow)]
@@ -240,6 +264,11 @@ struct HostRow {
     unattended_id: Option<i64>,
     unattended_name: Option<String>,
     marked_by: Option<String>,
+    marked_by_id: Option<i64>,
+    pool_id: Option<i64>,
+    lease_started_at: Option<DateTime<Utc>>,
+    lease_ends_at: Option<DateTime<Utc>>,
+    maintenance: bool,
     mac: Option<String>,
 }
 
@@ -260,6 +289,9 @@ fn group(rows: Vec<HostRow>) -> Vec<Host> {
             state: HostState::parse(&row.state).unwrap_or(HostState::Discovered),
             pool: row.pool,
             holder: row.holder,
+            lease_started_at: row.lease_started_at,
+            lease_ends_at: row.lease_ends_at,
+            maintenance: row.maintenance,
             interface: row.interface,
             vars: serde_json::from_str(&row.vars).unwrap_or_default(),
             last_seen_at: row.last_seen_at,
@@ -276,6 +308,8 @@ fn group(rows: Vec<HostRow>) -> Vec<Host> {
                 .map(|(id, name)| TemplateRef { id, name }),
             marked_by: row.marked_by,
             holder_id: row.holder_id,
+            marked_by_id: row.marked_by_id,
+            pool_id: row.pool_id,
         });
     }
     for host in &mut hosts {
@@ -291,7 +325,8 @@ macro_rules! select_hosts {
             "SELECT h.id, h.name, h.state, p.name AS pool, u.username AS holder, h.interface, h.vars, \
              h.last_seen_at, h.last_ip, h.state_changed_at, h.created_at, h.holder_id, \
              st.id AS system_id, st.name AS system_name, ut.id AS unattended_id, ut.name AS unattended_name, \
-             mb.username AS marked_by, m.mac \
+             mb.username AS marked_by, h.marked_by AS marked_by_id, h.pool_id, \
+             h.lease_started_at, h.lease_ends_at, h.maintenance, m.mac \
              FROM (",
             $inner,
             ") h LEFT JOIN pools p ON p.id = h.pool_id LEFT JOIN users u ON u.id = h.holder_id \
@@ -341,13 +376,25 @@ pub fn valid_hostname(name: &str) -> Option<String> {
 
 impl Hosts {
     pub fn new(db: Db, settings: BootSettings, events: Events) -> Hosts {
+        let cache = Arc::new(cache::BootCache::default());
+        let weak = Arc::downgrade(&cache);
+        crate::changes::watch_hosts(weak);
         Hosts {
             discovery: Arc::new(Limiter::new(settings.discovery_per_minute)),
             log: bootlog::BootLog::start(db.clone()),
             db,
             settings: Arc::new(settings),
             events,
+            cache,
+            sandbox: Sandbox::in_process(),
         }
+    }
+
+    /// Renders templates in `sandbox` (the server's worker processes)
+    /// instead of in this process.
+    pub fn with_sandbox(mut self, sandbox: Sandbox) -> Hosts {
+        self.sandbox = sandbox;
+        self
     }
 
     pub fn settings(&self) -> &BootSettings {
@@ -376,58 +423,51 @@ impl Hosts {
     ) -> Result<BootAnswer, HostsError> {
         let hostname = hostname.and_then(valid_hostname);
         let ip_text = ip.to_string();
-        // A known host: one read; its "last seen" is written behind the
-        // answer, with the timeline row.
-        let refreshed: Option<(i64, String, String)> = crate::with_pool!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT h.id, h.name, h.state FROM host_macs m JOIN hosts h ON h.id = m.host_id WHERE m.mac = $1",
-            )
-            .bind(mac.to_string())
-            .fetch_optional(pool)
-            .await
-        })?;
-        let (id, name, state) = match refreshed {
-            Some((id, name, state)) => (id, name, HostState::parse(&state)),
+        // A known host: from memory (or one read); its "last seen" is
+        // written behind the answer, with the timeline row.
+        let host = match self.cached(mac).await? {
+            Some(host) => self.cache.seen_at(&host, &ip_text),
             None => {
-                let Some(id) = self
+                let found = match self
                     .discover(mac, hostname.as_deref(), &ip_text, now)
                     .await?
-                else {
+                {
+                    Some(_) => self.cached(mac).await?,
+                    None => None,
+                };
+                let Some(host) = found else {
                     return Ok(BootAnswer {
                         host_id: None,
                         script: scripts::local_boot(None, mac),
                     });
                 };
-                let name = self.fetch(id).await?.map(|h| h.name).unwrap_or_default();
-                (id, name, Some(HostState::Discovered))
+                host
             }
         };
-        if state == Some(HostState::InstallPending)
-            && let Some(host) = self.fetch(id).await?
-        {
+        if host.state == HostState::InstallPending {
             self.log.push(bootlog::Seen {
-                host: id,
+                host: host.id,
                 at: now,
                 source_ip: Some(ip_text.clone()),
                 // Only "last seen": the install's own row follows.
-                kind: String::new(),
-                detail: String::new(),
+                kind: "".into(),
+                detail: "".into(),
                 refresh: true,
             });
-            let script = self.serve_install(host, mac, &ip_text, now).await?;
+            let script = self.serve_install(&host, mac, &ip_text, now).await?;
             return Ok(BootAnswer {
-                host_id: Some(id),
+                host_id: Some(host.id),
                 script,
             });
         }
-        let detail = match state {
-            Some(HostState::Installing) => {
+        let detail = match host.state {
+            HostState::Installing => {
                 "served the local-boot script (an install is running; it is served once)"
             }
             _ => "served the local-boot script",
         };
         self.log.push(bootlog::Seen {
-            host: id,
+            host: host.id,
             at: now,
             source_ip: Some(ip_text),
             kind: "boot".into(),
@@ -435,9 +475,30 @@ impl Hosts {
             refresh: true,
         });
         Ok(BootAnswer {
-            host_id: Some(id),
-            script: scripts::local_boot(Some(&name), mac),
+            host_id: Some(host.id),
+            script: scripts::local_boot(Some(&host.name), mac),
         })
+    }
+
+    /// The host with `mac`: from memory if it is there, else read (and
+    /// kept for the next boot request).
+    async fn cached(&self, mac: Mac) -> Result<Option<Arc<Host>>, HostsError> {
+        if let Some(host) = self.cache.host(mac) {
+            return Ok(Some(host));
+        }
+        let ticket = self.cache.ticket();
+        let rows: Vec<HostRow> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_as(select_hosts!(
+                "SELECT * FROM hosts WHERE id = (SELECT host_id FROM host_macs WHERE mac = $1)"
+            ))
+            .bind(mac.to_string())
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(group(rows)
+            .into_iter()
+            .next()
+            .map(|host| self.cache.put_host(host, ticket)))
     }
 
     async fn id_of(&self, mac: Mac) -> Result<Option<i64>, sqlx::Error> {
@@ -531,8 +592,8 @@ impl Hosts {
             host,
             at,
             source_ip: source_ip.map(str::to_string),
-            kind: kind.to_string(),
-            detail: detail.to_string(),
+            kind: kind.to_string().into(),
+            detail: detail.to_string().into(),
             refresh: false,
         });
         Ok(())
@@ -544,12 +605,10 @@ impl Hosts {
         self.log.flush().await;
     }
 
-    /// The host a boot request names, for `/unattended` and `/done`.
-    pub async fn by_mac(&self, mac: Mac) -> Result<Option<Host>, HostsError> {
-        match self.id_of(mac).await? {
-            Some(id) => self.fetch(id).await,
-            None => Ok(None),
-        }
+    /// The host a boot request names, for `/unattended` and `/done` (from
+    /// memory if it is there).
+    pub async fn by_mac(&self, mac: Mac) -> Result<Option<Arc<Host>>, HostsError> {
+        self.cached(mac).await
     }
 
     /// The host, with every boot request made so far accounted for.
@@ -625,9 +684,11 @@ impl Hosts {
         now: DateTime<Utc>,
     ) -> Result<Host, HostsError> {
         let host = self.controlled(id, actor).await?;
-        if !actor.admin && (change.pool.is_some() || change.macs.is_some()) {
+        if !actor.admin
+            && (change.pool.is_some() || change.macs.is_some() || change.maintenance.is_some())
+        {
             return Err(HostsError::Forbidden(
-                "Only administrators move hosts between pools or change their MAC addresses."
+                "Only administrators move hosts between pools, change their MAC addresses or put them in maintenance."
                     .into(),
             ));
         }
@@ -701,7 +762,8 @@ impl Hosts {
                  system_template_id = $5, unattended_template_id = $6, \
                  pool_id = CASE WHEN $7 THEN $8 ELSE pool_id END, \
                  state = CASE WHEN $7 AND $8 IS NOT NULL AND state = 'discovered' THEN 'local' ELSE state END, \
-                 state_changed_at = CASE WHEN $7 AND $8 IS NOT NULL AND state = 'discovered' THEN $4 ELSE state_changed_at END \
+                 state_changed_at = CASE WHEN $7 AND $8 IS NOT NULL AND state = 'discovered' THEN $4 ELSE state_changed_at END, \
+                 maintenance = COALESCE($10, maintenance) \
                  WHERE id = $9",
             )
             .bind(&name)
@@ -713,6 +775,7 @@ impl Hosts {
             .bind(pool_given)
             .bind(pool_id)
             .bind(id)
+            .bind(change.maintenance)
             .execute(conn)
             .await
             .map(|_| ())
@@ -747,7 +810,9 @@ impl Hosts {
                 }
             }
         }
+        crate::changes::notify(&mut tx, crate::changes::Change::Host(id)).await?;
         tx.commit().await?;
+        self.cache.forget_host(id);
         let mut changed = Vec::new();
         if name != host.name {
             changed.push(format!("name {} → {name}", host.name));
@@ -789,6 +854,15 @@ impl Hosts {
             && let Some(old) = &host.pool
         {
             changed.push(format!("pool {old} → none"));
+        }
+        if let Some(on) = change.maintenance
+            && on != host.maintenance
+        {
+            changed.push(if on {
+                "maintenance on (out of allocation)".to_string()
+            } else {
+                "maintenance off".to_string()
+            });
         }
         if let Some(macs) = &macs {
             let new: Vec<String> = macs.iter().map(Mac::to_string).collect();

@@ -1,19 +1,115 @@
 //! Pools group hosts for allocation (thesis §5.2). Administrators create
-//! them and enrol discovered hosts into them; leasing builds on them.
+//! them, say who may draw from them and for how long, and enrol hosts.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Actor, Hosts, HostsError};
+use super::{Actor, Hosts, HostsError, TemplateChoice};
+use crate::templates::Kind;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Pool {
     pub id: i64,
     pub name: String,
     pub description: String,
+    /// Usernames that may draw from it; empty: everyone.
+    pub access: Vec<String>,
+    /// Lease length given at allocation, in hours; none: no end.
+    pub default_lease_hours: Option<i32>,
+    /// The longest lease (and extension) in hours; none: no cap.
+    pub max_lease_hours: Option<i32>,
+    /// Hosts one person may hold from it at once; none: no limit here.
+    pub max_per_user: Option<i32>,
+    /// Released hosts are installed afresh (with `system` and `unattended`)
+    /// before the next holder gets them.
+    pub clean_install: bool,
+    pub system: Option<String>,
+    pub unattended: Option<String>,
     /// Hosts enrolled in it.
     pub hosts: i64,
+    /// Of those, free for allocation now.
+    pub free: i64,
+    /// Of those, held by someone.
+    pub held: i64,
+    /// The soonest end of a lease of its hosts.
+    pub next_lease_end: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PoolRow {
+    id: i64,
+    name: String,
+    description: String,
+    access: String,
+    default_lease_hours: Option<i32>,
+    max_lease_hours: Option<i32>,
+    max_per_user: Option<i32>,
+    clean_install: bool,
+    system: Option<String>,
+    unattended: Option<String>,
+    hosts: i64,
+    free: i64,
+    held: i64,
+    next_lease_end: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<PoolRow> for Pool {
+    fn from(row: PoolRow) -> Pool {
+        Pool {
+            id: row.id,
+            name: row.name,
+            description: row.description,
+            access: serde_json::from_str(&row.access).unwrap_or_default(),
+            default_lease_hours: row.default_lease_hours,
+            max_lease_hours: row.max_lease_hours,
+            max_per_user: row.max_per_user,
+            clean_install: row.clean_install,
+            system: row.system,
+            unattended: row.unattended,
+            hosts: row.hosts,
+            free: row.free,
+            held: row.held,
+            next_lease_end: row.next_lease_end,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Pools with their rules and counts; `$tail` filters and orders.
+macro_rules! select_pools {
+    ($tail:literal) => {
+        concat!(
+            "SELECT p.id, p.name, p.description, p.access, p.default_lease_hours, \
+     p.max_lease_hours, p.max_per_user, p.clean_install, st.name AS system, ut.name AS unattended, \
+     (SELECT COUNT(*) FROM hosts h WHERE h.pool_id = p.id) AS hosts, \
+     (SELECT COUNT(*) FROM hosts h WHERE h.pool_id = p.id AND h.holder_id IS NULL \
+        AND NOT h.maintenance AND h.state IN ('local', 'installed')) AS free, \
+     (SELECT COUNT(*) FROM hosts h WHERE h.pool_id = p.id AND h.holder_id IS NOT NULL) AS held, \
+     (SELECT MIN(h.lease_ends_at) FROM hosts h WHERE h.pool_id = p.id AND h.holder_id IS NOT NULL) AS next_lease_end, \
+     p.created_at FROM pools p \
+     LEFT JOIN templates st ON st.id = p.system_template_id \
+     LEFT JOIN templates ut ON ut.id = p.unattended_template_id",
+            " ",
+            $tail
+        )
+    };
+}
+
+/// What `POST /api/v1/pools` and `PUT /api/v1/pools/{name}` set. `None`:
+/// leave as it is (or the default, for a new pool); `Some(None)`: clear.
+#[derive(Debug, Clone, Default)]
+pub struct PoolChange {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub access: Option<Vec<String>>,
+    pub default_lease_hours: Option<Option<i32>>,
+    pub max_lease_hours: Option<Option<i32>>,
+    pub max_per_user: Option<Option<i32>>,
+    pub clean_install: Option<bool>,
+    pub system: Option<Option<TemplateChoice>>,
+    pub unattended: Option<Option<TemplateChoice>>,
 }
 
 /// A pool's name: like a host name label (letters, digits, '-', '_').
@@ -34,26 +130,233 @@ fn check_pool_name(name: &str) -> Result<String, HostsError> {
     }
 }
 
+fn check_hours(key: &str, value: Option<i32>) -> Result<Option<i32>, HostsError> {
+    match value {
+        Some(h) if !(1..=24 * 365 * 10).contains(&h) => Err(HostsError::Invalid(format!(
+            "`{key}` is a number of hours between 1 and 87600, or null for none."
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// The settings a pool ends up with, checked together.
+struct Settled {
+    name: String,
+    description: String,
+    access: Vec<String>,
+    default_lease_hours: Option<i32>,
+    max_lease_hours: Option<i32>,
+    max_per_user: Option<i32>,
+    clean_install: bool,
+    system: Option<i64>,
+    unattended: Option<i64>,
+}
+
 impl Hosts {
-    /// Every pool, by name, with how many hosts it has.
+    /// Every pool, by name, with its rules and how many hosts are free.
     pub async fn pools(&self) -> Result<Vec<Pool>, HostsError> {
-        Ok(crate::with_pool!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT p.id, p.name, p.description, \
-                 (SELECT COUNT(*) FROM hosts h WHERE h.pool_id = p.id) AS hosts, p.created_at \
-                 FROM pools p ORDER BY p.name",
-            )
-            .fetch_all(pool)
-            .await
-        })?)
+        self.log.flush().await;
+        let rows: Vec<PoolRow> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_as(select_pools!("ORDER BY p.name"))
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows.into_iter().map(Pool::from).collect())
+    }
+
+    /// One pool by name.
+    pub async fn pool(&self, name: &str) -> Result<Option<Pool>, HostsError> {
+        let row: Option<PoolRow> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_as(select_pools!("WHERE p.name = $1"))
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(Pool::from))
+    }
+
+    async fn settle(
+        &self,
+        actor: &Actor,
+        current: Option<&Pool>,
+        change: &PoolChange,
+    ) -> Result<Settled, HostsError> {
+        let name = match (&change.name, current) {
+            (Some(name), _) => check_pool_name(name)?,
+            (None, Some(pool)) => pool.name.clone(),
+            (None, None) => return Err(HostsError::Invalid("A pool needs a `name`.".into())),
+        };
+        let description = change
+            .description
+            .clone()
+            .or_else(|| current.map(|p| p.description.clone()))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if description.chars().count() > 500 {
+            return Err(HostsError::Invalid(
+                "A pool's description has at most 500 characters.".into(),
+            ));
+        }
+        let access = change
+            .access
+            .clone()
+            .or_else(|| current.map(|p| p.access.clone()))
+            .unwrap_or_default();
+        if access.len() > 500 {
+            return Err(HostsError::Invalid(
+                "List at most 500 people in `access`.".into(),
+            ));
+        }
+        let mut names = Vec::new();
+        for username in &access {
+            let known: Option<i64> = crate::with_pool!(&self.db, pool => {
+                sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+                    .bind(username.trim())
+                    .fetch_optional(pool)
+                    .await
+            })?;
+            if known.is_none() {
+                return Err(HostsError::Invalid(format!(
+                    "There is no user “{}” (in `access`).",
+                    username.chars().take(70).collect::<String>()
+                )));
+            }
+            if !names.contains(&username.trim().to_string()) {
+                names.push(username.trim().to_string());
+            }
+        }
+        let pick = |given: Option<Option<i32>>, old: Option<i32>| match given {
+            Some(value) => value,
+            None => old,
+        };
+        let default_lease_hours = check_hours(
+            "default_lease_hours",
+            pick(
+                change.default_lease_hours,
+                current.and_then(|p| p.default_lease_hours),
+            ),
+        )?;
+        let max_lease_hours = check_hours(
+            "max_lease_hours",
+            pick(
+                change.max_lease_hours,
+                current.and_then(|p| p.max_lease_hours),
+            ),
+        )?;
+        if let (Some(default), Some(max)) = (default_lease_hours, max_lease_hours)
+            && default > max
+        {
+            return Err(HostsError::Invalid(format!(
+                "The default lease ({default} hours) is longer than the longest one ({max} hours)."
+            )));
+        }
+        let max_per_user = match pick(change.max_per_user, current.and_then(|p| p.max_per_user)) {
+            Some(n) if !(1..=10_000).contains(&n) => {
+                return Err(HostsError::Invalid(
+                    "`max_per_user` is between 1 and 10000, or null for no limit.".into(),
+                ));
+            }
+            other => other,
+        };
+        let template =
+            |choice: &Option<Option<TemplateChoice>>, old: Option<&String>, kind: Kind| {
+                let choice = choice.clone();
+                let old = old.cloned();
+                async move {
+                    match choice {
+                        Some(None) => Ok::<Option<i64>, HostsError>(None),
+                        Some(Some(choice)) => Ok(Some(self.global_template(&choice, kind).await?)),
+                        None => match old {
+                            Some(name) => Ok(Some(
+                                self.global_template(&TemplateChoice::Name(name), kind)
+                                    .await?,
+                            )),
+                            None => Ok(None),
+                        },
+                    }
+                }
+            };
+        let system = template(
+            &change.system,
+            current.and_then(|p| p.system.as_ref()),
+            Kind::System,
+        )
+        .await?;
+        let unattended = template(
+            &change.unattended,
+            current.and_then(|p| p.unattended.as_ref()),
+            Kind::Unattended,
+        )
+        .await?;
+        let clean_install = change
+            .clean_install
+            .or(current.map(|p| p.clean_install))
+            .unwrap_or(false);
+        if clean_install && system.is_none() {
+            return Err(HostsError::Invalid(
+                "A pool that installs released hosts afresh needs a `system` template (and usually an `unattended` one).".into(),
+            ));
+        }
+        let _ = actor;
+        Ok(Settled {
+            name,
+            description,
+            access: names,
+            default_lease_hours,
+            max_lease_hours,
+            max_per_user,
+            clean_install,
+            system,
+            unattended,
+        })
+    }
+
+    /// A global template of `kind` for a pool's clean install.
+    async fn global_template(
+        &self,
+        choice: &TemplateChoice,
+        kind: Kind,
+    ) -> Result<i64, HostsError> {
+        let found: Option<i64> = match choice {
+            TemplateChoice::Id(id) => crate::with_pool!(&self.db, pool => {
+                sqlx::query_scalar(
+                    "SELECT id FROM templates WHERE id = $1 AND kind = $2 AND owner_id IS NULL",
+                )
+                .bind(id)
+                .bind(kind.as_str())
+                .fetch_optional(pool)
+                .await
+            })?,
+            TemplateChoice::Name(name) => crate::with_pool!(&self.db, pool => {
+                sqlx::query_scalar(
+                    "SELECT id FROM templates WHERE name = $1 AND kind = $2 AND owner_id IS NULL",
+                )
+                .bind(name)
+                .bind(kind.as_str())
+                .fetch_optional(pool)
+                .await
+            })?,
+        };
+        found.ok_or_else(|| {
+            let which = match choice {
+                TemplateChoice::Id(id) => id.to_string(),
+                TemplateChoice::Name(name) => {
+                    format!("“{}”", name.chars().take(70).collect::<String>())
+                }
+            };
+            HostsError::Invalid(format!(
+                "There is no global {} template {which}.",
+                kind.as_str()
+            ))
+        })
     }
 
     /// A new pool (administrators).
     pub async fn create_pool(
         &self,
         actor: &Actor,
-        name: &str,
-        description: &str,
+        change: &PoolChange,
         now: DateTime<Utc>,
     ) -> Result<Pool, HostsError> {
         if !actor.admin {
@@ -61,29 +364,94 @@ impl Hosts {
                 "Only administrators create pools.".into(),
             ));
         }
-        let name = check_pool_name(name)?;
-        if description.len() > 500 {
-            return Err(HostsError::Invalid(
-                "A pool's description has at most 500 characters.".into(),
-            ));
-        }
+        let s = self.settle(actor, None, change).await?;
         let inserted = crate::with_pool!(&self.db, pool => {
-            sqlx::query_as(
-                "INSERT INTO pools (name, description, created_at) VALUES ($1, $2, $3) \
-                 RETURNING id, name, description, CAST(0 AS BIGINT) AS hosts, created_at",
+            sqlx::query(
+                "INSERT INTO pools (name, description, access, default_lease_hours, max_lease_hours, \
+                 max_per_user, clean_install, system_template_id, unattended_template_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
-            .bind(&name)
-            .bind(description.trim())
+            .bind(&s.name)
+            .bind(&s.description)
+            .bind(serde_json::to_string(&s.access).unwrap_or_else(|_| "[]".into()))
+            .bind(s.default_lease_hours)
+            .bind(s.max_lease_hours)
+            .bind(s.max_per_user)
+            .bind(s.clean_install)
+            .bind(s.system)
+            .bind(s.unattended)
             .bind(now)
-            .fetch_one(pool)
+            .execute(pool)
             .await
+            .map(|_| ())
         });
         match inserted {
-            Ok(pool) => Ok(pool),
-            Err(err) if crate::db::unique_violation(&err).is_some() => Err(HostsError::Conflict(
-                format!("There is already a pool named “{name}”."),
-            )),
-            Err(err) => Err(err.into()),
+            Ok(()) => {}
+            Err(err) if crate::db::unique_violation(&err).is_some() => {
+                return Err(HostsError::Conflict(format!(
+                    "There is already a pool named “{}”.",
+                    s.name
+                )));
+            }
+            Err(err) => return Err(err.into()),
         }
+        self.pool(&s.name)
+            .await?
+            .ok_or_else(|| HostsError::NotFound(format!("Pool “{}” is gone.", s.name)))
+    }
+
+    /// Changes a pool's rules (administrators). Leases already given keep
+    /// their end.
+    pub async fn update_pool(
+        &self,
+        actor: &Actor,
+        name: &str,
+        change: &PoolChange,
+    ) -> Result<Pool, HostsError> {
+        if !actor.admin {
+            return Err(HostsError::Forbidden(
+                "Only administrators change pools.".into(),
+            ));
+        }
+        let current = self.pool(name).await?.ok_or_else(|| {
+            HostsError::NotFound(format!(
+                "There is no pool “{}”.",
+                name.chars().take(70).collect::<String>()
+            ))
+        })?;
+        let s = self.settle(actor, Some(&current), change).await?;
+        let updated = crate::with_pool!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE pools SET name = $1, description = $2, access = $3, default_lease_hours = $4, \
+                 max_lease_hours = $5, max_per_user = $6, clean_install = $7, \
+                 system_template_id = $8, unattended_template_id = $9 WHERE id = $10",
+            )
+            .bind(&s.name)
+            .bind(&s.description)
+            .bind(serde_json::to_string(&s.access).unwrap_or_else(|_| "[]".into()))
+            .bind(s.default_lease_hours)
+            .bind(s.max_lease_hours)
+            .bind(s.max_per_user)
+            .bind(s.clean_install)
+            .bind(s.system)
+            .bind(s.unattended)
+            .bind(current.id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        });
+        match updated {
+            Ok(()) => {}
+            Err(err) if crate::db::unique_violation(&err).is_some() => {
+                return Err(HostsError::Conflict(format!(
+                    "There is already a pool named “{}”.",
+                    s.name
+                )));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        self.pool(&s.name)
+            .await?
+            .ok_or_else(|| HostsError::NotFound(format!("Pool “{}” is gone.", s.name)))
     }
 }

@@ -17,14 +17,14 @@
 //! marked it.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::cache::{CachedTemplate, Person, Rendered};
 use super::{Host, HostState, Hosts, HostsError, Mac, scripts};
-use crate::templates::{
-    HostContext, Limits, MacContext, RenderContext, RenderError, UserContext, render,
-};
+use crate::templates::{HostContext, MacContext, RenderContext, RenderError, UserContext};
 
 /// Who is asking (a host's holder, or an administrator).
 #[derive(Debug, Clone)]
@@ -72,6 +72,8 @@ struct Change<'a> {
     source_ip: Option<&'a str>,
     kind: &'a str,
     detail: &'a str,
+    /// A person's action goes into the audit log too (under `kind`).
+    actor: Option<&'a Actor>,
 }
 
 /// The name of a state in sentences.
@@ -162,6 +164,21 @@ impl Hosts {
             .await
             .map(|_| ())
         })?;
+        if let Some(actor) = change.actor {
+            super::leases::audit(
+                &mut tx,
+                now,
+                &super::leases::Acting {
+                    actor: Some(actor),
+                    source_ip: change.source_ip,
+                },
+                change.kind,
+                (id, &name),
+                None,
+                change.detail,
+            )
+            .await?;
+        }
         let mut people: Vec<i64> = holder.into_iter().chain(marker).collect();
         people.dedup();
         let events = self
@@ -179,7 +196,9 @@ impl Hosts {
                 now,
             )
             .await?;
+        crate::changes::notify(&mut tx, crate::changes::Change::Host(id)).await?;
         tx.commit().await?;
+        self.cache.forget_host(id);
         self.events.committed(events);
         tracing::info!(host = id, %name, state = change.to.as_str(), detail = change.detail, "host state changed");
         Ok(Some(name))
@@ -248,6 +267,7 @@ impl Hosts {
                     marked_by: Some(actor.user_id),
                     source_ip: None,
                     kind: "mark",
+                    actor: Some(actor),
                     detail: &detail,
                 },
                 now,
@@ -284,6 +304,7 @@ impl Hosts {
                     marked_by: None,
                     source_ip: None,
                     kind: "unmark",
+                    actor: Some(actor),
                     detail: &detail,
                 },
                 now,
@@ -310,27 +331,10 @@ impl Hosts {
         host: &Host,
         fallback: Option<i64>,
     ) -> Result<RenderContext, HostsError> {
-        let person_id = host
-            .holder_id
-            .or(self.marked_by_id(host.id).await?)
-            .or(fallback);
-        let person: Option<PersonRow> = match person_id {
+        let person_id = host.holder_id.or(host.marked_by_id).or(fallback);
+        let person = match person_id {
             None => None,
-            Some(pid) => crate::with_pool!(&self.db, pool => {
-                sqlx::query_as("SELECT id, username, display_name, email FROM users WHERE id = $1")
-                    .bind(pid)
-                    .fetch_optional(pool)
-                    .await
-            })?,
-        };
-        let keys: Vec<(String, String)> = match &person {
-            None => Vec::new(),
-            Some(p) => crate::with_pool!(&self.db, pool => {
-                sqlx::query_as("SELECT public_key, name FROM ssh_keys WHERE user_id = $1 ORDER BY id")
-                    .bind(p.id)
-                    .fetch_all(pool)
-                    .await
-            })?,
+            Some(id) => self.person(id).await?,
         };
         let mac = host
             .macs
@@ -338,8 +342,15 @@ impl Hosts {
             .and_then(|m| Mac::parse(m).ok())
             .ok_or_else(|| HostsError::Conflict(format!("{} has no MAC address.", host.name)))?;
         let base_url = self.settings.base_url.clone();
-        let (username, display_name, email) = person
-            .map(|p| (p.username, p.display_name, p.email))
+        let (username, display_name, email, ssh_keys) = person
+            .map(|p| {
+                (
+                    p.username.clone(),
+                    p.display_name.clone(),
+                    p.email.clone(),
+                    p.keys.clone(),
+                )
+            })
             .unwrap_or_default();
         Ok(RenderContext {
             host: HostContext {
@@ -359,24 +370,85 @@ impl Hosts {
                 display_name,
                 email,
             },
-            ssh_keys: keys
-                .into_iter()
-                .map(|(key, name)| format!("{key} {name}"))
-                .collect(),
+            ssh_keys,
             unattended_url: format!("{base_url}/boot/{}/unattended", mac.hexhyp()),
             done_url: format!("{base_url}/boot/{}/done", mac.hexhyp()),
             base_url,
         })
     }
 
-    async fn marked_by_id(&self, id: i64) -> Result<Option<i64>, sqlx::Error> {
-        crate::with_pool!(&self.db, pool => {
-            sqlx::query_scalar::<_, Option<i64>>("SELECT marked_by FROM hosts WHERE id = $1")
+    /// A person as templates see them, from memory if there.
+    async fn person(&self, id: i64) -> Result<Option<Arc<Person>>, HostsError> {
+        if let Some(person) = self.cache.person(id) {
+            return Ok(Some(person));
+        }
+        let ticket = self.cache.ticket();
+        let row: Option<PersonRow> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_as("SELECT id, username, display_name, email FROM users WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
                 .await
-                .map(Option::flatten)
-        })
+        })?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let keys: Vec<(String, String)> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_as("SELECT public_key, name FROM ssh_keys WHERE user_id = $1 ORDER BY id")
+                .bind(row.id)
+                .fetch_all(pool)
+                .await
+        })?;
+        let person = Person {
+            username: row.username,
+            display_name: row.display_name,
+            email: row.email,
+            keys: keys
+                .into_iter()
+                .map(|(key, name)| format!("{key} {name}"))
+                .collect(),
+        };
+        Ok(Some(self.cache.put_person(id, person, ticket)))
+    }
+
+    /// A template, from memory if there; `None` if it is gone.
+    async fn stored(&self, id: i64) -> Result<Option<Arc<CachedTemplate>>, HostsError> {
+        if let Some(template) = self.cache.template(id) {
+            return Ok(Some(template));
+        }
+        let ticket = self.cache.ticket();
+        let row: Option<TemplateRow> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_as("SELECT name, version, body FROM templates WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|row| {
+            self.cache.put_template(
+                id,
+                CachedTemplate {
+                    name: row.name,
+                    version: row.version,
+                    body: row.body,
+                },
+                ticket,
+            )
+        }))
+    }
+
+    /// Renders `body` (a template named `name`) for `host` in the sandbox:
+    /// a preview. The outer error is Bootler's; the inner the template's.
+    pub async fn preview(
+        &self,
+        host: &Host,
+        name: &str,
+        body: &str,
+        fallback: Option<i64>,
+    ) -> Result<Result<String, RenderError>, HostsError> {
+        let context = self.render_context(host, fallback).await?;
+        self.sandbox
+            .render(name, body, &context)
+            .await
+            .map_err(|err| HostsError::Unavailable(err.to_string()))
     }
 
     /// Renders template `template` for `host` in a blocking task. The
@@ -384,28 +456,41 @@ impl Hosts {
     async fn render_for(
         &self,
         host: &Host,
-        template: i64,
+        template_id: i64,
         fallback: Option<i64>,
     ) -> Result<Result<(String, String), RenderError>, HostsError> {
-        let row: Option<TemplateRow> = crate::with_pool!(&self.db, pool => {
-            sqlx::query_as("SELECT name, version, body FROM templates WHERE id = $1")
-                .bind(template)
-                .fetch_optional(pool)
-                .await
-        })?;
-        let Some(row) = row else {
+        let Some(template) = self.stored(template_id).await? else {
             return Err(HostsError::Conflict(format!(
                 "The template chosen for {} no longer exists; choose another.",
                 host.name
             )));
         };
         let context = self.render_context(host, fallback).await?;
-        let label = format!("“{}” v{}", row.name, row.version);
-        let output = tokio::task::spawn_blocking(move || {
-            render(&row.name, &row.body, &context, Limits::default())
-        })
-        .await
-        .map_err(|err| HostsError::Render(format!("the render stopped: {err}")))?;
+        let label = format!("“{}” v{}", template.name, template.version);
+        if let Some(hit) = self
+            .cache
+            .rendered(host.id, template_id, template.version, &context)
+        {
+            return Ok(Ok((hit.output.clone(), label)));
+        }
+        let output = self
+            .sandbox
+            .render(&template.name, &template.body, &context)
+            .await
+            .map_err(|err| HostsError::Unavailable(err.to_string()))?;
+        // Only outputs: an error may be the machine's (a render that ran
+        // out of time under load), and errors are rare anyway.
+        if let Ok(text) = &output {
+            self.cache.put_rendered(
+                host.id,
+                template_id,
+                Rendered {
+                    version: template.version,
+                    context,
+                    output: text.clone(),
+                },
+            );
+        }
         Ok(output.map(|text| (text, label)))
     }
 
@@ -415,17 +500,17 @@ impl Hosts {
     /// node boots from its disk.
     pub(super) async fn serve_install(
         &self,
-        host: Host,
+        host: &Host,
         mac: Mac,
         ip: &str,
         now: DateTime<Utc>,
     ) -> Result<String, HostsError> {
         let Some(system) = host.system.clone() else {
             let detail = "it was marked, but has no system template; the install failed";
-            self.fail_pending(&host, ip, detail, now).await?;
+            self.fail_pending(host, ip, detail, now).await?;
             return Ok(scripts::local_boot(Some(&host.name), mac));
         };
-        match self.render_for(&host, system.id, None).await {
+        match self.render_for(host, system.id, None).await {
             Ok(Ok((script, label))) => {
                 let detail = format!("served the system script {label}; the install begins");
                 let changed = self
@@ -437,6 +522,7 @@ impl Hosts {
                             marked_by: None,
                             source_ip: Some(ip),
                             kind: "install",
+                            actor: None,
                             detail: &detail,
                         },
                         now,
@@ -458,14 +544,14 @@ impl Hosts {
             }
             Ok(Err(err)) => {
                 let detail = format!("the system script did not render: {err}");
-                self.fail_pending(&host, ip, &detail, now).await?;
+                self.fail_pending(host, ip, &detail, now).await?;
                 Ok(format!(
                     "#!ipxe\necho Bootler: {}\necho Booting from the local disk.\nexit\n",
                     echo_safe(&detail)
                 ))
             }
             Err(HostsError::Conflict(reason)) => {
-                self.fail_pending(&host, ip, &reason, now).await?;
+                self.fail_pending(host, ip, &reason, now).await?;
                 Ok(scripts::local_boot(Some(&host.name), mac))
             }
             Err(err) => Err(err),
@@ -487,6 +573,7 @@ impl Hosts {
                 marked_by: None,
                 source_ip: Some(ip),
                 kind: "render_error",
+                actor: None,
                 detail,
             },
             now,
@@ -562,6 +649,7 @@ impl Hosts {
                         marked_by: None,
                         source_ip: Some(&ip),
                         kind: "render_error",
+                        actor: None,
                         detail: &detail,
                     },
                     now,
@@ -593,6 +681,7 @@ impl Hosts {
                     marked_by: None,
                     source_ip: Some(&ip),
                     kind: "done",
+                    actor: None,
                     detail: "the installer said it finished; the install is done",
                 },
                 now,
@@ -672,6 +761,7 @@ impl Hosts {
                         marked_by: None,
                         source_ip: None,
                         kind: "watchdog",
+                        actor: None,
                         detail: &detail,
                     },
                     now,

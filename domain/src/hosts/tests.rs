@@ -28,6 +28,8 @@ async fn fixture(per_minute: u32, max_discovered: u32) -> Fixture {
             discovery_per_minute: per_minute,
             max_discovered,
             install_timeout: std::time::Duration::from_secs(3600),
+            max_hosts_per_user: 0,
+            lease_reminders: vec![chrono::Duration::hours(72), chrono::Duration::hours(24)],
         },
         events.clone(),
     );
@@ -352,7 +354,14 @@ async fn ready_host(f: &Fixture, admin: &Actor, n: u8) -> i64 {
         .unwrap();
     if f.hosts.pools().await.unwrap().is_empty() {
         f.hosts
-            .create_pool(admin, "lab", "", Utc::now())
+            .create_pool(
+                admin,
+                &PoolChange {
+                    name: Some("lab".into()),
+                    ..PoolChange::default()
+                },
+                Utc::now(),
+            )
             .await
             .unwrap();
         template(&f.db, admin, "net", TemplateKind::System, SYSTEM).await;
@@ -766,5 +775,590 @@ async fn who_may_change_what() {
         f.hosts.get(other).await.unwrap().unwrap().macs,
         ["52:54:00:12:34:06"],
         "nothing half-written"
+    );
+}
+
+fn in_pool(pool: &str) -> AllocateRequest {
+    AllocateRequest {
+        pool: Some(pool.into()),
+        ..AllocateRequest::default()
+    }
+}
+
+async fn set_pool(f: &Fixture, admin: &Actor, change: PoolChange) -> Pool {
+    f.hosts.update_pool(admin, "lab", &change).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_click_gets_a_free_node_and_the_last_one_goes_once() {
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    let rui = person(&f.db, "rui", false).await;
+    let first = ready_host(&f, &admin, 1).await;
+    let second = ready_host(&f, &admin, 2).await;
+    set_pool(
+        &f,
+        &admin,
+        PoolChange {
+            default_lease_hours: Some(Some(48)),
+            ..PoolChange::default()
+        },
+    )
+    .await;
+    let now = Utc::now();
+
+    let got = f
+        .hosts
+        .allocate(&ana, &in_pool("lab"), Some("10.1.1.1"), now)
+        .await
+        .unwrap();
+    assert_eq!(got.id, first, "the first free one");
+    assert_eq!(got.holder.as_deref(), Some("ana"));
+    assert_eq!(got.lease_ends_at, Some(now + chrono::Duration::hours(48)));
+    let got = f
+        .hosts
+        .allocate(&rui, &AllocateRequest::default(), None, now)
+        .await
+        .unwrap();
+    assert_eq!(got.id, second, "any pool");
+    let refused = f
+        .hosts
+        .allocate(&rui, &in_pool("lab"), None, now)
+        .await
+        .unwrap_err();
+    let end = (now + chrono::Duration::hours(48)).format("%Y-%m-%d %H:%M UTC");
+    assert_eq!(
+        refused.to_string(),
+        format!("No free node in pool “lab” (2 held, next lease ends at {end}).")
+    );
+    assert!(matches!(refused, HostsError::Conflict(_)));
+    let pool = &f.hosts.pools().await.unwrap()[0];
+    assert_eq!((pool.hosts, pool.free, pool.held), (2, 0, 2));
+
+    // Unknown pools, bad lengths and tags: clear refusals, nothing taken.
+    let err = f
+        .hosts
+        .allocate(&ana, &in_pool("gpu"), None, now)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "There is no pool “gpu”.");
+    let long = AllocateRequest {
+        hours: Some(0),
+        ..in_pool("lab")
+    };
+    assert!(matches!(
+        f.hosts.allocate(&ana, &long, None, now).await,
+        Err(HostsError::Invalid(_))
+    ));
+
+    // Release: free again, the audit log has it all.
+    let released = f
+        .hosts
+        .release(&ana, first, Some("10.1.1.1"), now)
+        .await
+        .unwrap();
+    assert_eq!((released.holder, released.lease_ends_at), (None, None));
+    let err = f.hosts.release(&ana, first, None, now).await.unwrap_err();
+    assert_eq!(err.to_string(), "node1 is not held by anyone.");
+    let err = f.hosts.release(&ana, second, None, now).await.unwrap_err();
+    assert!(matches!(err, HostsError::Forbidden(_)), "{err}");
+    let (log, total) = f
+        .hosts
+        .audit_log(
+            &admin,
+            &AuditFilter {
+                limit: 50,
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["release", "allocate", "allocate"]);
+    assert_eq!(log[0].source_ip.as_deref(), Some("10.1.1.1"));
+    // Ana sees her own history, not Rui's.
+    let (mine, _) = f
+        .hosts
+        .audit_log(
+            &ana,
+            &AuditFilter {
+                limit: 50,
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(mine.iter().all(|e| e.actor == "ana"), "{mine:?}");
+    assert_eq!(mine.len(), 2);
+}
+
+#[tokio::test]
+async fn fifty_clicks_for_five_nodes_give_five() {
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    for n in 1..=5 {
+        ready_host(&f, &admin, n).await;
+    }
+    let mut people = Vec::new();
+    for n in 0..50 {
+        people.push(person(&f.db, &format!("user{n}"), false).await);
+    }
+    let tasks: Vec<_> = people
+        .into_iter()
+        .map(|p| {
+            let hosts = f.hosts.clone();
+            tokio::spawn(async move { hosts.allocate(&p, &in_pool("lab"), None, Utc::now()).await })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(host) => won.push((host.id, host.holder.unwrap())),
+            Err(err) => assert!(
+                err.to_string()
+                    .starts_with("No free node in pool “lab” (5 held"),
+                "{err}"
+            ),
+        }
+    }
+    assert_eq!(won.len(), 5);
+    let mut ids: Vec<i64> = won.iter().map(|w| w.0).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "no host twice: {won:?}");
+}
+
+#[tokio::test]
+async fn quotas_say_which_and_how_many() {
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    for n in 1..=4 {
+        ready_host(&f, &admin, n).await;
+    }
+    set_pool(
+        &f,
+        &admin,
+        PoolChange {
+            max_per_user: Some(Some(2)),
+            ..PoolChange::default()
+        },
+    )
+    .await;
+    let now = Utc::now();
+    f.hosts
+        .allocate(&ana, &in_pool("lab"), None, now)
+        .await
+        .unwrap();
+    f.hosts
+        .allocate(&ana, &in_pool("lab"), None, now)
+        .await
+        .unwrap();
+    let err = f
+        .hosts
+        .allocate(&ana, &in_pool("lab"), None, now)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Pool “lab” lends at most 2 nodes to one person and you hold 2 from it."
+    );
+    // A personal quota below it.
+    crate::with_pool!(&f.db, pool => {
+        sqlx::query("UPDATE users SET max_hosts = 1 WHERE id = $1").bind(ana.user_id).execute(pool).await.map(|_| ())
+    })
+    .unwrap();
+    let err = f
+        .hosts
+        .allocate(&ana, &in_pool("lab"), None, now)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Your quota is 1 node and you hold 2; release one first."
+    );
+}
+
+#[tokio::test]
+async fn tags_pick_the_node_with_enough() {
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    let small = ready_host(&f, &admin, 1).await;
+    let big = ready_host(&f, &admin, 2).await;
+    for (id, cores) in [(small, 8), (big, 64)] {
+        f.hosts
+            .update(
+                id,
+                HostChange {
+                    vars: Some(serde_json::json!({"cores": cores, "disk": "vda"})),
+                    ..Default::default()
+                },
+                &admin,
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    let wanted = AllocateRequest {
+        tags: serde_json::json!({"cores": 32})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        ..in_pool("lab")
+    };
+    let got = f
+        .hosts
+        .allocate(&ana, &wanted, None, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(got.id, big);
+    let err = f
+        .hosts
+        .allocate(&ana, &wanted, None, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("No free node with cores ≥ 32 in pool “lab” (1 held"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn lending_keeps_the_end_and_only_holders_lend() {
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    let rui = person(&f.db, "rui", false).await;
+    let id = ready_host(&f, &admin, 1).await;
+    set_pool(
+        &f,
+        &admin,
+        PoolChange {
+            default_lease_hours: Some(Some(24)),
+            ..PoolChange::default()
+        },
+    )
+    .await;
+    let now = Utc::now();
+    let got = f
+        .hosts
+        .allocate(&ana, &in_pool("lab"), None, now)
+        .await
+        .unwrap();
+    let err = f.hosts.give(&rui, id, "rui", None, now).await.unwrap_err();
+    assert!(matches!(err, HostsError::Forbidden(_)), "{err}");
+    let err = f
+        .hosts
+        .give(&ana, id, "nobody", None, now)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "There is no user “nobody”.");
+    let lent = f.hosts.give(&ana, id, "rui", None, now).await.unwrap();
+    assert_eq!(lent.holder.as_deref(), Some("rui"));
+    assert_eq!(
+        lent.lease_ends_at, got.lease_ends_at,
+        "the lease's end stays"
+    );
+    let err = f.hosts.give(&ana, id, "ana", None, now).await.unwrap_err();
+    assert!(
+        matches!(err, HostsError::Forbidden(_)),
+        "ana no longer holds it: {err}"
+    );
+    // Rui may now mark it (a holder's right) and Ana may not.
+    assert!(f.hosts.mark(id, &ana, now).await.is_err());
+    f.hosts.mark(id, &rui, now).await.unwrap();
+    // An admin takes it back.
+    let back = f.hosts.release(&admin, id, None, now).await.unwrap();
+    assert_eq!(back.holder, None);
+    let (log, _) = f
+        .hosts
+        .audit_log(
+            &admin,
+            &AuditFilter {
+                limit: 10,
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(log[0].action, "force_release");
+    assert_eq!(log[0].subject.as_deref(), Some("rui"));
+    assert_eq!(
+        (log[1].action.as_str(), log[1].actor.as_str()),
+        ("mark", "rui")
+    );
+    assert_eq!(log[2].action, "lend");
+}
+
+#[tokio::test]
+async fn leases_remind_expire_and_extend_on_the_clock() {
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    let id = ready_host(&f, &admin, 1).await;
+    set_pool(
+        &f,
+        &admin,
+        PoolChange {
+            default_lease_hours: Some(Some(96)),
+            max_lease_hours: Some(Some(120)),
+            ..PoolChange::default()
+        },
+    )
+    .await;
+    let t0 = Utc::now();
+    let h = |n: i64| t0 + chrono::Duration::hours(n);
+    f.hosts
+        .allocate(&ana, &in_pool("lab"), None, t0)
+        .await
+        .unwrap();
+    // Ends at t0 + 96 h: reminders at +24 h (3 days before) and +72 h.
+    assert!(f.hosts.sweep_leases(h(23)).await.unwrap().is_empty());
+    let notices = f.hosts.sweep_leases(h(25)).await.unwrap();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].email, "ana@uminho.pt");
+    assert_eq!(notices[0].subject, "Your lease of node1 ends in 2 days");
+    assert!(
+        f.hosts.sweep_leases(h(26)).await.unwrap().is_empty(),
+        "once"
+    );
+    let notices = f.hosts.sweep_leases(h(73)).await.unwrap();
+    assert_eq!(notices[0].subject, "Your lease of node1 ends in 23 hours");
+
+    // Extending: by the default length from the current end, capped at
+    // 120 h from now.
+    let longer = f
+        .hosts
+        .extend(&ana, id, None, false, None, h(80))
+        .await
+        .unwrap();
+    assert_eq!(longer.lease_ends_at, Some(h(96 + 96)));
+    let longer = f
+        .hosts
+        .extend(&ana, id, None, false, None, h(80))
+        .await
+        .unwrap();
+    assert_eq!(longer.lease_ends_at, Some(h(80 + 120)));
+    let err = f
+        .hosts
+        .extend(&ana, id, None, false, None, h(80))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("already runs as long as pool “lab” allows"),
+        "{err}"
+    );
+    assert!(matches!(
+        f.hosts.extend(&ana, id, None, true, None, h(80)).await,
+        Err(HostsError::Forbidden(_))
+    ));
+    // Its reminders start again for the new end.
+    assert!(f.hosts.sweep_leases(h(81)).await.unwrap().is_empty());
+    assert_eq!(f.hosts.sweep_leases(h(129)).await.unwrap().len(), 1);
+
+    // The end: released by Bootler, the holder told, the audit has it.
+    let notices = f.hosts.sweep_leases(h(201)).await.unwrap();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].subject, "Your lease of node1 has ended");
+    let host = f.hosts.get(id).await.unwrap().unwrap();
+    assert_eq!(host.holder, None);
+    let (log, _) = f
+        .hosts
+        .audit_log(
+            &admin,
+            &AuditFilter {
+                limit: 10,
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (log[0].action.as_str(), log[0].actor.as_str()),
+        ("expire", "bootler")
+    );
+    assert_eq!(log[0].subject.as_deref(), Some("ana"));
+    assert!(f.hosts.sweep_leases(h(202)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_pool_that_installs_afresh_keeps_released_nodes_until_installed() {
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    let id = ready_host(&f, &admin, 1).await;
+    let err = f
+        .hosts
+        .update_pool(
+            &admin,
+            "lab",
+            &PoolChange {
+                clean_install: Some(true),
+                ..PoolChange::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("needs a `system` template"),
+        "{err}"
+    );
+    // Templates must be global ones.
+    set_pool(
+        &f,
+        &admin,
+        PoolChange {
+            clean_install: Some(true),
+            system: Some(Some(TemplateChoice::Name("net".into()))),
+            unattended: Some(Some(TemplateChoice::Name("answers".into()))),
+            ..PoolChange::default()
+        },
+    )
+    .await;
+    let now = Utc::now();
+    f.hosts
+        .allocate(&ana, &in_pool("lab"), None, now)
+        .await
+        .unwrap();
+    let host = f.hosts.release(&ana, id, None, now).await.unwrap();
+    assert_eq!(host.state, HostState::InstallPending);
+    assert_eq!(host.system.as_ref().map(|t| t.name.as_str()), Some("net"));
+    let err = f
+        .hosts
+        .allocate(&ana, &in_pool("lab"), None, now)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("No free node in pool “lab” (0 held"),
+        "{err}"
+    );
+    // It boots, installs, says done: free again.
+    let script = f
+        .hosts
+        .boot(mac(1), None, ip("10.0.0.9"), now)
+        .await
+        .unwrap()
+        .script;
+    assert!(script.contains("kernel"), "{script}");
+    f.hosts.done(mac(1), ip("10.0.0.9"), now).await.unwrap();
+    let got = f
+        .hosts
+        .allocate(&ana, &in_pool("lab"), None, now)
+        .await
+        .unwrap();
+    assert_eq!(got.id, id);
+}
+
+#[tokio::test]
+async fn pools_limit_who_draws_from_them() {
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    let rui = person(&f.db, "rui", false).await;
+    ready_host(&f, &admin, 1).await;
+    let err = f
+        .hosts
+        .update_pool(
+            &admin,
+            "lab",
+            &PoolChange {
+                access: Some(vec!["nobody".into()]),
+                ..PoolChange::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "There is no user “nobody” (in `access`).");
+    let pool = set_pool(
+        &f,
+        &admin,
+        PoolChange {
+            access: Some(vec!["ana".into()]),
+            ..PoolChange::default()
+        },
+    )
+    .await;
+    assert_eq!(pool.access, ["ana"]);
+    let err = f
+        .hosts
+        .allocate(&rui, &in_pool("lab"), None, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HostsError::Forbidden(_)), "{err}");
+    let err = f
+        .hosts
+        .allocate(&rui, &AllocateRequest::default(), None, Utc::now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "There is no pool you may draw nodes from.");
+    assert!(matches!(
+        f.hosts
+            .update_pool(&ana, "lab", &PoolChange::default())
+            .await,
+        Err(HostsError::Forbidden(_))
+    ));
+    f.hosts
+        .allocate(&ana, &in_pool("lab"), None, Utc::now())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn hosts_in_maintenance_are_not_given_out() {
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    let id = ready_host(&f, &admin, 1).await;
+    let repair = HostChange {
+        maintenance: Some(true),
+        ..Default::default()
+    };
+    let host = f
+        .hosts
+        .update(id, repair.clone(), &admin, Utc::now())
+        .await
+        .unwrap();
+    assert!(host.maintenance);
+    let err = f
+        .hosts
+        .allocate(&ana, &in_pool("lab"), None, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("No free node in pool “lab” (0 held"),
+        "{err}"
+    );
+    assert_eq!(f.hosts.pools().await.unwrap()[0].free, 0);
+    // Back in service: given out again. Only admins decide.
+    let back = HostChange {
+        maintenance: Some(false),
+        ..Default::default()
+    };
+    f.hosts
+        .update(id, back.clone(), &admin, Utc::now())
+        .await
+        .unwrap();
+    let got = f
+        .hosts
+        .allocate(&ana, &in_pool("lab"), None, Utc::now())
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.hosts.update(id, repair, &ana, Utc::now()).await,
+        Err(HostsError::Forbidden(_))
+    ));
+    let timeline = f.hosts.timeline(got.id, 10).await.unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.detail == "boss changed maintenance on (out of allocation)"),
+        "{timeline:?}"
     );
 }

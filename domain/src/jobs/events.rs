@@ -266,11 +266,16 @@ impl Events {
                     }
                 }
             };
-            if let Err(err) = listener.listen_all([EVENTS_CHANNEL, JOBS_CHANNEL]).await {
+            if let Err(err) = listener
+                .listen_all([EVENTS_CHANNEL, JOBS_CHANNEL, crate::changes::CHANNEL])
+                .await
+            {
                 tracing::warn!(error = %err, "LISTEN failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
+            // Changes made while nobody listened went unheard.
+            crate::changes::forget_all();
             let _ = ready.send(true);
             loop {
                 let notification = tokio::select! {
@@ -279,11 +284,15 @@ impl Events {
                 };
                 match notification {
                     Ok(Some(n)) if n.channel() == JOBS_CHANNEL => self.job_due.notify_one(),
+                    Ok(Some(n)) if n.channel() == crate::changes::CHANNEL => {
+                        crate::changes::heard(n.payload());
+                    }
                     Ok(Some(n)) => self.forward(n.payload()).await,
                     // The connection dropped (notifications in the gap are
                     // lost; browsers catch up from the table on reconnect).
                     Ok(None) => {
                         tracing::warn!("event listener reconnecting");
+                        crate::changes::forget_all();
                         // Jobs may have become due meanwhile.
                         self.job_due.notify_one();
                     }

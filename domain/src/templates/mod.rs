@@ -4,11 +4,14 @@
 
 pub mod defaults;
 mod render;
+pub mod sandbox;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use render::{
-    HostContext, Limits, MacContext, RenderContext, RenderError, UserContext, check_syntax, render,
+    Compiled, HostContext, Limits, MacContext, RenderContext, RenderError, UserContext,
+    check_syntax, render,
 };
+pub use sandbox::{Sandbox, Unavailable, WorkerLimits};
 pub use store::{Actor, Draft, Kind, MAX_BODY, Template, Templates, TemplatesError, Version};

@@ -34,7 +34,7 @@ impl Default for Limits {
 
 /// What a template may use (thesis listings A.1–A.4 use `host.name`,
 /// `host.interface`, `mac.mac_address`, `vars.*`, `base_url`, `email`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RenderContext {
     pub host: HostContext,
     pub mac: MacContext,
@@ -52,7 +52,7 @@ pub struct RenderContext {
     pub done_url: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostContext {
     pub id: i64,
     pub name: String,
@@ -63,13 +63,13 @@ pub struct HostContext {
     pub ip: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MacContext {
     /// `52-54-00-12-34-56`, as in the boot URLs.
     pub mac_address: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserContext {
     pub username: String,
     pub display_name: String,
@@ -115,46 +115,89 @@ pub fn render(
     context: &RenderContext,
     limits: Limits,
 ) -> Result<String, RenderError> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_fuel(Some(limits.fuel));
-    env.set_recursion_limit(limits.recursion);
-    // iPXE scripts, preseeds and kickstarts are not HTML.
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    // Files end with a newline as written.
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-        .keep_trailing_newline(true)
-        .build()
-    {
-        env.set_syntax(syntax);
+    Compiled::new(name, body, limits)?.render(context)
+}
+
+/// A template compiled once and rendered any number of times, each render
+/// with the whole of its limits (minijinja counts fuel per render).
+pub struct Compiled {
+    name: String,
+    env: Environment<'static>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("name", &self.name)
+            .finish()
     }
-    let error = |err: minijinja::Error, exceeded: bool| RenderError {
-        template: name.to_string(),
-        line: err.line(),
-        reason: if exceeded {
-            format!("the output is longer than {} bytes", limits.output_bytes)
-        } else {
-            reason(&err)
-        },
-    };
-    let template = env
-        .template_from_named_str(name, body)
-        .map_err(|err| error(err, false))?;
-    let exceeded = Rc::new(Cell::new(false));
-    let mut writer = Bounded {
-        out: Vec::new(),
-        limit: limits.output_bytes,
-        exceeded: Rc::clone(&exceeded),
-    };
-    let value = minijinja::Value::from(minijinja::value::Serde(context));
-    template
-        .render_captured_to(value, &mut writer)
-        .map_err(|err| error(err, exceeded.get()))?;
-    String::from_utf8(writer.out).map_err(|_| RenderError {
-        template: name.to_string(),
-        line: None,
-        reason: "the output is not valid UTF-8".into(),
-    })
+}
+
+impl Compiled {
+    /// Compiles `body`; a syntax error names the line.
+    pub fn new(name: &str, body: &str, limits: Limits) -> Result<Compiled, RenderError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(limits.fuel));
+        env.set_recursion_limit(limits.recursion);
+        // iPXE scripts, preseeds and kickstarts are not HTML.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // Files end with a newline as written.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
+        env.add_template_owned(name.to_string(), body.to_string())
+            .map_err(|err| RenderError {
+                template: name.to_string(),
+                line: err.line(),
+                reason: reason(&err),
+            })?;
+        Ok(Compiled {
+            name: name.to_string(),
+            env,
+            limits,
+        })
+    }
+
+    /// Renders with `context`. CPU-bound and bounded by the fuel: call it
+    /// from a blocking task.
+    pub fn render<C: Serialize + ?Sized>(&self, context: &C) -> Result<String, RenderError> {
+        let error = |err: minijinja::Error, exceeded: bool| RenderError {
+            template: self.name.clone(),
+            line: err.line(),
+            reason: if exceeded {
+                format!(
+                    "the output is longer than {} bytes",
+                    self.limits.output_bytes
+                )
+            } else {
+                reason(&err)
+            },
+        };
+        let template = self
+            .env
+            .get_template(&self.name)
+            .map_err(|err| error(err, false))?;
+        let exceeded = Rc::new(Cell::new(false));
+        let mut writer = Bounded {
+            out: Vec::new(),
+            limit: self.limits.output_bytes,
+            exceeded: Rc::clone(&exceeded),
+        };
+        let value = minijinja::Value::from(minijinja::value::Serde(context));
+        template
+            .render_captured_to(value, &mut writer)
+            .map_err(|err| error(err, exceeded.get()))?;
+        String::from_utf8(writer.out).map_err(|_| RenderError {
+            template: self.name.clone(),
+            line: None,
+            reason: "the output is not valid UTF-8".into(),
+        })
+    }
 }
 
 /// Whether `body` compiles (the error names the line), without rendering.

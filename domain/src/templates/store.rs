@@ -363,7 +363,9 @@ impl Templates {
                 .map(|_| ())
             })?;
         }
+        crate::changes::notify(&mut tx, crate::changes::Change::Templates).await?;
         tx.commit().await?;
+        crate::changes::changed(crate::changes::Change::Templates);
         self.get(actor, id).await
     }
 
@@ -424,6 +426,7 @@ impl Templates {
                 template.name
             )));
         }
+        crate::changes::announce(&self.db, crate::changes::Change::Templates).await;
         Ok(())
     }
 

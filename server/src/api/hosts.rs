@@ -3,11 +3,12 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use bootler_domain::accounts::{Role, User};
 use bootler_domain::hosts::{
-    Actor, HostChange, HostFilter, HostState, HostsError, Mac, TemplateChoice,
+    Actor, AllocateRequest, AuditFilter, HostChange, HostFilter, HostState, HostsError, Mac,
+    PoolChange, TemplateChoice,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,6 +27,7 @@ impl From<HostsError> for ApiError {
             HostsError::Forbidden(message) => ApiError::Forbidden(message),
             HostsError::Conflict(message) => ApiError::Conflict(message),
             HostsError::Database(err) => ApiError::Internal(err.into()),
+            HostsError::Unavailable(message) => ApiError::Unavailable(message),
         }
     }
 }
@@ -149,6 +151,7 @@ pub struct Change {
     #[serde(default, deserialize_with = "present")]
     unattended: Option<Option<Choice>>,
     macs: Option<Vec<String>>,
+    maintenance: Option<bool>,
 }
 
 /// `PUT /api/v1/hosts/{id}`: any of `name`, `interface`, `vars` (a JSON
@@ -175,6 +178,7 @@ pub async fn update(
                 system: change.system.map(|c| c.map(Into::into)),
                 unattended: change.unattended.map(|c| c.map(Into::into)),
                 macs: change.macs,
+                maintenance: change.maintenance,
             },
             &actor(&user),
             chrono::Utc::now(),
@@ -217,29 +221,267 @@ pub async fn pools(
     Ok(Json(json!({ "pools": state.hosts.pools().await? })))
 }
 
+/// A pool's settings as `POST` and `PUT` take them (`null` clears).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewPool {
-    name: String,
-    #[serde(default)]
-    description: String,
+pub struct PoolBody {
+    name: Option<String>,
+    description: Option<String>,
+    access: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    default_lease_hours: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    max_lease_hours: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    max_per_user: Option<Option<i32>>,
+    clean_install: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    system: Option<Option<Choice>>,
+    #[serde(default, deserialize_with = "present")]
+    unattended: Option<Option<Choice>>,
 }
 
-/// `POST /api/v1/pools {"name", "description"?}` (administrators) → 201.
+impl From<PoolBody> for PoolChange {
+    fn from(body: PoolBody) -> Self {
+        PoolChange {
+            name: body.name,
+            description: body.description,
+            access: body.access,
+            default_lease_hours: body.default_lease_hours,
+            max_lease_hours: body.max_lease_hours,
+            max_per_user: body.max_per_user,
+            clean_install: body.clean_install,
+            system: body.system.map(|c| c.map(Into::into)),
+            unattended: body.unattended.map(|c| c.map(Into::into)),
+        }
+    }
+}
+
+/// `POST /api/v1/pools {"name", "description"?, "access"?, "default_lease_hours"?,
+/// "max_lease_hours"?, "max_per_user"?, "clean_install"?, "system"?,
+/// "unattended"?}` (administrators) → 201.
 pub async fn create_pool(
     State(state): State<AppState>,
     Caller(user): Caller,
-    body: Result<Json<NewPool>, JsonRejection>,
+    body: Result<Json<PoolBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
     let pool = state
         .hosts
-        .create_pool(
+        .create_pool(&actor(&user), &body.into(), chrono::Utc::now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "pool": pool }))))
+}
+
+/// `PUT /api/v1/pools/{name}`: any of the settings (administrators).
+pub async fn update_pool(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(name): Path<String>,
+    body: Result<Json<PoolBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
+    let pool = state
+        .hosts
+        .update_pool(&actor(&user), &name, &body.into())
+        .await?;
+    Ok(Json(json!({ "pool": pool })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Allocate {
+    pool: Option<String>,
+    #[serde(default)]
+    tags: serde_json::Map<String, Value>,
+    hours: Option<u32>,
+}
+
+/// A JSON body that may be left out (no content type, no body).
+fn optional<T: Default>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    match body {
+        Ok(Json(body)) => Ok(body),
+        Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `POST /api/v1/hosts/allocate {"pool"?, "tags"?, "hours"?}`: one free
+/// node, now held by the caller.
+pub async fn allocate(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Result<Json<Allocate>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = optional(body)?;
+    let host = state
+        .hosts
+        .allocate(
             &actor(&user),
-            &body.name,
-            &body.description,
+            &AllocateRequest {
+                pool: body.pool.filter(|p| !p.is_empty()),
+                tags: body.tags,
+                hours: body.hours,
+            },
+            Some(&peer.ip().to_string()),
             chrono::Utc::now(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "pool": pool }))))
+    Ok(Json(json!({ "host": host })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Give {
+    user: String,
+}
+
+/// `POST /api/v1/hosts/{id}/allocate {"user"}`: administrators give any
+/// host; others lend one they hold.
+pub async fn give(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<Give>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = host_id(id)?;
+    let Json(body) = body?;
+    let host = state
+        .hosts
+        .give(
+            &actor(&user),
+            id,
+            &body.user,
+            Some(&peer.ip().to_string()),
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok(Json(json!({ "host": host })))
+}
+
+/// `POST /api/v1/hosts/{id}/release`: by its holder, or forced by an
+/// administrator.
+pub async fn release(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let host = state
+        .hosts
+        .release(
+            &actor(&user),
+            host_id(id)?,
+            Some(&peer.ip().to_string()),
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok(Json(json!({ "host": host })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Extend {
+    hours: Option<u32>,
+    #[serde(default)]
+    no_end: bool,
+}
+
+/// `POST /api/v1/hosts/{id}/extend {"hours"?, "no_end"?}`.
+pub async fn extend(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<Extend>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = host_id(id)?;
+    let body = optional(body)?;
+    let host = state
+        .hosts
+        .extend(
+            &actor(&user),
+            id,
+            body.hours,
+            body.no_end,
+            Some(&peer.ip().to_string()),
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok(Json(json!({ "host": host })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    actor: Option<String>,
+    host: Option<i64>,
+    action: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /api/v1/audit?actor=&host=&action=&limit=50&offset=0`: everything
+/// for administrators; for others, their own actions and their hosts'.
+pub async fn audit(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let (entries, total) = state
+        .hosts
+        .audit_log(
+            &actor(&user),
+            &AuditFilter {
+                actor: params.actor.filter(|a| !a.is_empty()),
+                host: params.host,
+                action: params.action.filter(|a| !a.is_empty()),
+                limit: params.limit.unwrap_or(50),
+                offset: params.offset.unwrap_or(0),
+            },
+        )
+        .await?;
+    Ok(Json(json!({ "entries": entries, "total": total })))
+}
+
+/// `GET /api/v1/quotas/{username}` → `{"quota":{"username","max_hosts","default","held"}}`
+/// (administrators, or the person themselves).
+pub async fn quota(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(username): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let quota = state.hosts.quota(&actor(&user), &username).await?;
+    Ok(Json(json!({ "quota": quota })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaBody {
+    #[serde(default, deserialize_with = "present")]
+    max_hosts: Option<Option<i32>>,
+}
+
+/// `PUT /api/v1/quotas/{username} {"max_hosts": n | null}` (administrators;
+/// `0`: no limit, `null`: the default).
+pub async fn set_quota(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(username): Path<String>,
+    body: Result<Json<QuotaBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
+    let Some(max_hosts) = body.max_hosts else {
+        return Err(ApiError::Unprocessable(
+            "Send `max_hosts`: a number, or null for the default.".into(),
+        ));
+    };
+    let quota = state
+        .hosts
+        .set_quota(&actor(&user), &username, max_hosts)
+        .await?;
+    Ok(Json(json!({ "quota": quota })))
 }

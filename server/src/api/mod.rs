@@ -29,7 +29,17 @@ pub fn router() -> Router<AppState> {
         .route("/hosts/{id}", get(hosts::get).put(hosts::update))
         .route("/hosts/{id}/mark", post(hosts::mark))
         .route("/hosts/{id}/unmark", post(hosts::unmark))
+        .route("/hosts/allocate", post(hosts::allocate))
+        .route("/hosts/{id}/allocate", post(hosts::give))
+        .route("/hosts/{id}/release", post(hosts::release))
+        .route("/hosts/{id}/extend", post(hosts::extend))
         .route("/pools", get(hosts::pools).post(hosts::create_pool))
+        .route("/pools/{name}", axum::routing::put(hosts::update_pool))
+        .route("/audit", get(hosts::audit))
+        .route(
+            "/quotas/{username}",
+            get(hosts::quota).put(hosts::set_quota),
+        )
         .route("/templates", get(templates::list).post(templates::create))
         .route(
             "/templates/{id}",

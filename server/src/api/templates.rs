@@ -6,7 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bootler_domain::accounts::{Role, User};
-use bootler_domain::templates::{Actor, Draft, Kind, Limits, TemplatesError, render};
+use bootler_domain::templates::{Actor, Draft, Kind, TemplatesError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -159,13 +159,10 @@ pub async fn preview(
         .controlled(host, &super::hosts::actor(&user))
         .await?;
     // The holder's data (or whoever marked it); else the caller's.
-    let context = state.hosts.render_context(&host, Some(user.id)).await?;
-    let name = template.name.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        render(&name, &template.body, &context, Limits::default())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-    .map_err(|err| ApiError::Unprocessable(err.to_string()))?;
+    let output = state
+        .hosts
+        .preview(&host, &template.name, &template.body, Some(user.id))
+        .await?
+        .map_err(|err| ApiError::Unprocessable(err.to_string()))?;
     Ok(Json(json!({ "output": output })))
 }

@@ -1,7 +1,8 @@
-//! The forms of `/hosts`: boot options, mark, unmark, and (admins) pools.
+//! The forms of `/hosts`: getting a node, lending, releasing and extending
+//! it, boot options, mark, unmark, and (admins) pools.
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use axum::response::Redirect;
 use axum::routing::post;
@@ -18,7 +19,12 @@ pub fn router() -> Router<AppState> {
         .route("/hosts/{id}/options", post(options))
         .route("/hosts/{id}/mark", post(mark))
         .route("/hosts/{id}/unmark", post(unmark))
+        .route("/hosts/{id}/release", post(release))
+        .route("/hosts/{id}/extend", post(extend))
+        .route("/hosts/{id}/lend", post(lend))
+        .route("/hosts/allocate", post(allocate))
         .route("/pools", post(create_pool))
+        .route("/pools/{name}", post(update_pool))
 }
 
 /// Typed variables go back to the form when they fit in a URL.
@@ -36,6 +42,10 @@ pub struct OptionsForm {
     vars: Option<String>,
     /// Comma- or space-separated (admins).
     macs: Option<String>,
+    /// The maintenance checkbox (admins): `maintenance_field` says the
+    /// form had it, `maintenance` whether it was ticked.
+    maintenance: Option<String>,
+    maintenance_field: Option<String>,
 }
 
 /// A template select's value: "" is none.
@@ -97,6 +107,8 @@ pub async fn options(
         (Err(message), _) | (_, Err(message)) => return fail(message),
     };
     let actor = actor(&session.user);
+    let maintenance =
+        (actor.admin && form.maintenance_field.is_some()).then_some(form.maintenance.is_some());
     let (pool, macs) = if actor.admin {
         (
             form.pool
@@ -123,6 +135,7 @@ pub async fn options(
                 system,
                 unattended,
                 macs,
+                maintenance,
             },
             &actor,
             chrono::Utc::now(),
@@ -150,29 +163,172 @@ pub struct CsrfForm {
 enum Action {
     Mark,
     Unmark,
+    Release,
+    Extend,
+}
+
+pub async fn release(
+    state: State<AppState>,
+    headers: HeaderMap,
+    peer: ConnectInfo<std::net::SocketAddr>,
+    id: Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Redirect {
+    act(state, headers, peer, id, form, Action::Release).await
+}
+
+pub async fn extend(
+    state: State<AppState>,
+    headers: HeaderMap,
+    peer: ConnectInfo<std::net::SocketAddr>,
+    id: Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Redirect {
+    act(state, headers, peer, id, form, Action::Extend).await
+}
+
+fn until(host: &bootler_domain::hosts::Host) -> String {
+    host.lease_ends_at
+        .map(|end| format!("until {}", end.format("%Y-%m-%d %H:%M UTC")))
+        .unwrap_or_else(|| "with no end".into())
+}
+
+#[derive(Deserialize)]
+pub struct AllocateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pool: String,
+}
+
+/// "Get a node": the new holder lands on the node's page.
+pub async fn allocate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    form: Result<Form<AllocateForm>, FormRejection>,
+) -> Redirect {
+    let Ok(Form(form)) = form else {
+        return to(
+            "/hosts",
+            &[("err", "The form could not be read; please try again.")],
+        );
+    };
+    let session = match signed_in(&state, &headers, &form.csrf, "/hosts").await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let request = bootler_domain::hosts::AllocateRequest {
+        pool: Some(form.pool.trim().to_string()).filter(|p| !p.is_empty()),
+        ..Default::default()
+    };
+    match state
+        .hosts
+        .allocate(
+            &actor(&session.user),
+            &request,
+            Some(&peer.ip().to_string()),
+            chrono::Utc::now(),
+        )
+        .await
+    {
+        Ok(host) => to(
+            &format!("/hosts/{}", host.id),
+            &[(
+                "notice",
+                format!("{} is yours {}.", host.name, until(&host)),
+            )],
+        ),
+        Err(err) => to("/hosts#get-title", &[("err", general_message(err))]),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user: String,
+}
+
+/// Lends (or, for admins, gives) a node to someone.
+pub async fn lend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+    form: Result<Form<LendForm>, FormRejection>,
+) -> Redirect {
+    let Ok(host) = id.parse::<i64>() else {
+        return to("/hosts", &[("err", "There is no such host.")]);
+    };
+    let back = format!("/hosts/{host}");
+    let Ok(Form(form)) = form else {
+        return to(
+            &back,
+            &[("err", "The form could not be read; please try again.")],
+        );
+    };
+    let session = match signed_in(&state, &headers, &form.csrf, &back).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let actor = actor(&session.user);
+    match state
+        .hosts
+        .give(
+            &actor,
+            host,
+            &form.user,
+            Some(&peer.ip().to_string()),
+            chrono::Utc::now(),
+        )
+        .await
+    {
+        // The lender no longer holds it: back to their list.
+        Ok(given) => to(
+            if actor.admin { &back } else { "/hosts" },
+            &[(
+                "notice",
+                format!(
+                    "{} is now {}'s, {}.",
+                    given.name,
+                    given.holder.clone().unwrap_or_default(),
+                    until(&given)
+                ),
+            )],
+        ),
+        Err(err) => to(
+            &format!("{back}#lease-title"),
+            &[("err", general_message(err))],
+        ),
+    }
 }
 
 pub async fn mark(
     state: State<AppState>,
     headers: HeaderMap,
+    peer: ConnectInfo<std::net::SocketAddr>,
     id: Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Redirect {
-    act(state, headers, id, form, Action::Mark).await
+    act(state, headers, peer, id, form, Action::Mark).await
 }
 
 pub async fn unmark(
     state: State<AppState>,
     headers: HeaderMap,
+    peer: ConnectInfo<std::net::SocketAddr>,
     id: Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Redirect {
-    act(state, headers, id, form, Action::Unmark).await
+    act(state, headers, peer, id, form, Action::Unmark).await
 }
 
 async fn act(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
     action: Action,
@@ -188,7 +344,25 @@ async fn act(
     };
     let actor = actor(&session.user);
     let now = chrono::Utc::now();
+    let ip = peer.ip().to_string();
+    // A released host is no longer theirs to see (admins stay).
+    let mut target = back.clone();
     let result = match action {
+        Action::Release => state
+            .hosts
+            .release(&actor, host, Some(&ip), now)
+            .await
+            .map(|h| {
+                if !actor.admin {
+                    target = "/hosts".into();
+                }
+                format!("{} is released; it went back to its pool.", h.name)
+            }),
+        Action::Extend => state
+            .hosts
+            .extend(&actor, host, None, false, Some(&ip), now)
+            .await
+            .map(|h| format!("The lease of {} now runs {}.", h.name, until(&h))),
         Action::Mark => state.hosts.mark(host, &actor, now).await.map(|h| {
             format!(
                 "{} is marked: it installs on its next network boot.",
@@ -202,7 +376,7 @@ async fn act(
             .map(|h| format!("{} is no longer marked; it boots from its disk.", h.name)),
     };
     match result {
-        Ok(notice) => to(&back, &[("notice", notice)]),
+        Ok(notice) => to(&target, &[("notice", notice)]),
         Err(err) => to(&back, &[("err", general_message(err))]),
     }
 }
@@ -236,8 +410,11 @@ pub async fn create_pool(
         .hosts
         .create_pool(
             &actor(&session.user),
-            &form.name,
-            &form.description,
+            &bootler_domain::hosts::PoolChange {
+                name: Some(form.name.clone()),
+                description: Some(form.description.clone()),
+                ..Default::default()
+            },
             chrono::Utc::now(),
         )
         .await
@@ -247,5 +424,116 @@ pub async fn create_pool(
             &[("notice", format!("Created the pool {}.", pool.name))],
         ),
         Err(err) => to("/hosts#pools-title", &[("err", general_message(err))]),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PoolSettingsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    access: String,
+    #[serde(default)]
+    default_lease_hours: String,
+    #[serde(default)]
+    max_lease_hours: String,
+    #[serde(default)]
+    max_per_user: String,
+    clean_install: Option<String>,
+    #[serde(default)]
+    system: String,
+    #[serde(default)]
+    unattended: String,
+}
+
+/// A number field: empty is none.
+fn number(label: &str, text: &str) -> Result<Option<i32>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        text => text
+            .parse::<i32>()
+            .map(Some)
+            .map_err(|_| format!("{label} is a whole number, or empty.")),
+    }
+}
+
+/// A template select: empty is none.
+fn named(text: &str) -> Option<TemplateChoice> {
+    Some(text.trim())
+        .filter(|t| !t.is_empty())
+        .map(|t| TemplateChoice::Name(t.to_string()))
+}
+
+/// The settings of `/pools/{name}` (administrators).
+pub async fn update_pool(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    form: Result<Form<PoolSettingsForm>, FormRejection>,
+) -> Redirect {
+    // Pool names are letters, digits, '-', '_' and '.': safe in a path.
+    let back = if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        format!("/pools/{name}")
+    } else {
+        "/hosts".to_string()
+    };
+    let Ok(Form(form)) = form else {
+        return to(
+            &back,
+            &[("err", "The form could not be read; please try again.")],
+        );
+    };
+    let session = match signed_in(&state, &headers, &form.csrf, &back).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let numbers = (
+        number("The lease length", &form.default_lease_hours),
+        number("The longest lease", &form.max_lease_hours),
+        number("Nodes per person", &form.max_per_user),
+    );
+    let (default_lease_hours, max_lease_hours, max_per_user) = match numbers {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(message), _, _) | (_, Err(message), _) | (_, _, Err(message)) => {
+            return to(&back, &[("err", message)]);
+        }
+    };
+    let change = bootler_domain::hosts::PoolChange {
+        name: None,
+        description: Some(form.description),
+        access: Some(
+            form.access
+                .split([',', ' ', '\n'])
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+        default_lease_hours: Some(default_lease_hours),
+        max_lease_hours: Some(max_lease_hours),
+        max_per_user: Some(max_per_user),
+        clean_install: Some(form.clean_install.is_some()),
+        system: Some(named(&form.system)),
+        unattended: Some(named(&form.unattended)),
+    };
+    match state
+        .hosts
+        .update_pool(&actor(&session.user), &name, &change)
+        .await
+    {
+        Ok(pool) => to(
+            &back,
+            &[(
+                "notice",
+                format!("Saved the settings of pool {}.", pool.name),
+            )],
+        ),
+        Err(err) => to(&back, &[("err", general_message(err))]),
     }
 }

@@ -276,3 +276,232 @@ async fn boot_endpoints_answer_only_provisioning_networks() {
     assert_eq!(plain(&app, Method::GET, "/healthz").await.0, 200);
     app.stop().await;
 }
+
+/// Marks a fresh node (MAC `mac`) through `a` for an install whose answer
+/// file shows what boot requests read from memory: the host's name and
+/// variables, the marker's name and keys, the template's version. Returns
+/// (host id, template id).
+async fn installing_node(client: &reqwest::Client, a: &str, token: &str, mac: &str) -> (i64, i64) {
+    let call = |method: Method, path: &str| {
+        client
+            .request(method, format!("{a}{path}"))
+            .bearer_auth(token)
+    };
+    let res = client
+        .get(format!("{a}/boot/{mac}?hostname=mem1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, body) = json(call(Method::GET, &format!("/api/v1/hosts?mac={mac}"))).await;
+    let id = body["hosts"][0]["id"].as_i64().unwrap();
+    let (status, body) =
+        json(call(Method::POST, "/api/v1/pools").json(&serde_json::json!({"name": "mem"}))).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = json(
+        call(Method::POST, "/api/v1/templates").json(&serde_json::json!({
+            "name": "mem-system", "kind": "system", "body": "#!ipxe\nchain {{ unattended_url }}\n"
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = json(call(Method::POST, "/api/v1/templates").json(&serde_json::json!({
+        "name": "mem-answer", "kind": "unattended",
+        "body": "v1 {{ host.name }} {{ vars.disk }} {{ user.display_name }} keys={{ ssh_keys|length }}\n"
+    }))).await;
+    assert_eq!(status, 201, "{body}");
+    let template = body["template"]["id"].as_i64().unwrap();
+    let (status, body) = json(call(Method::PUT, &format!("/api/v1/hosts/{id}")).json(&serde_json::json!({
+        "pool": "mem", "system": "mem-system", "unattended": "mem-answer", "vars": {"disk": "sda"}
+    }))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = json(call(Method::POST, &format!("/api/v1/hosts/{id}/mark"))).await;
+    assert_eq!(status, 200, "{body}");
+    let script = client
+        .get(format!("{a}/boot/{mac}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(script.contains("/unattended"), "{script}");
+    (id, template)
+}
+
+/// What `url` answers at `path` (status and text), asked until `check`
+/// holds or `wait` is over (at least once).
+async fn answer_until(
+    client: &reqwest::Client,
+    url: &str,
+    path: &str,
+    wait: std::time::Duration,
+    check: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let res = client.get(format!("{url}{path}")).send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        if check(status, &text) || std::time::Instant::now() >= deadline {
+            return (status, text);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Boot requests to `b` follow every change made through `a` (the same
+/// server, or another replica on the same database) within `wait`.
+async fn answers_follow_changes(a: &str, b: &str, token: &str, wait: std::time::Duration) {
+    let client = reqwest::Client::new();
+    let mac = "52-54-00-cc-00-01";
+    let (id, template) = installing_node(&client, a, token, mac).await;
+    let call = |method: Method, path: &str| {
+        client
+            .request(method, format!("{a}{path}"))
+            .bearer_auth(token)
+    };
+    let unattended = format!("/boot/{mac}/unattended");
+    let (_, me) = json(call(Method::GET, "/api/v1/me")).await;
+    let name = me["user"]["display_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!name.is_empty(), "{me}");
+    // `b` reads it once and keeps it.
+    for _ in 0..3 {
+        let (status, text) = answer_until(&client, b, &unattended, wait, |s, _| s == 200).await;
+        assert_eq!(
+            (status, text),
+            (200, format!("v1 mem1 sda {name} keys=0\n"))
+        );
+    }
+
+    // Each change reaches `b`: the template, the host, the marker's name
+    // and keys.
+    let (status, body) = json(call(Method::PUT, &format!("/api/v1/templates/{template}")).json(&serde_json::json!({
+        "version": 1,
+        "body": "v2 {{ host.name }} {{ vars.disk }} {{ user.display_name }} keys={{ ssh_keys|length }}\n"
+    }))).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, text) = answer_until(&client, b, &unattended, wait, |_, t| t.starts_with("v2")).await;
+    assert_eq!(text, format!("v2 mem1 sda {name} keys=0\n"));
+    let (status, body) = json(call(Method::PUT, &format!("/api/v1/hosts/{id}")).json(
+        &serde_json::json!({
+            "name": "mem2", "vars": {"disk": "nvme0n1"}
+        }),
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, text) = answer_until(&client, b, &unattended, wait, |_, t| t.contains("mem2")).await;
+    assert_eq!(text, format!("v2 mem2 nvme0n1 {name} keys=0\n"));
+    let (status, body) = json(
+        call(Method::PATCH, "/api/v1/me").json(&serde_json::json!({"display_name": "Big Boss"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, text) =
+        answer_until(&client, b, &unattended, wait, |_, t| t.contains("Big Boss")).await;
+    assert_eq!(text, "v2 mem2 nvme0n1 Big Boss keys=0\n");
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII54pw2MuYAO5C89/IFd+pI5pTYu/7/YyrVEv+lKk3xa boss@laptop";
+    let (status, body) =
+        json(call(Method::POST, "/api/v1/me/keys").json(&serde_json::json!({"public_key": key})))
+            .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, text) = answer_until(&client, b, &unattended, wait, |_, t| t.contains("keys=1")).await;
+    assert_eq!(text, "v2 mem2 nvme0n1 Big Boss keys=1\n");
+
+    // State changes: "done" through `a` ends the answer file on `b`; a new
+    // mark through `a` makes `b` serve the install, once.
+    let res = client
+        .post(format!("{a}/boot/{mac}/done"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, text) = answer_until(&client, b, &unattended, wait, |s, _| s == 409).await;
+    assert_eq!(status, 409, "{text}");
+    let boot = format!("/boot/{mac}");
+    let (_, text) = answer_until(&client, b, &boot, std::time::Duration::ZERO, |_, _| true).await;
+    assert!(text.contains("booting from the local disk"), "{text}");
+    let (status, body) = json(call(Method::POST, &format!("/api/v1/hosts/{id}/mark"))).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, text) = answer_until(&client, b, &boot, wait, |_, t| t.contains("chain")).await;
+    assert!(text.contains(&format!("/boot/{mac}/unattended")), "{text}");
+    let (_, text) = answer_until(&client, a, &boot, std::time::Duration::ZERO, |_, _| true).await;
+    assert!(
+        text.contains("booting from the local disk"),
+        "served once: {text}"
+    );
+    // The MACs change: the old one is unknown at once.
+    let (status, body) = json(call(Method::PUT, &format!("/api/v1/hosts/{id}")).json(
+        &serde_json::json!({
+            "macs": ["52:54:00:cc:00:02"]
+        }),
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = answer_until(&client, b, &unattended, wait, |s, _| s == 404).await;
+    assert_eq!(status, 404);
+    let (status, text) = answer_until(
+        &client,
+        b,
+        "/boot/52-54-00-cc-00-02/unattended",
+        wait,
+        |s, _| s == 200,
+    )
+    .await;
+    assert_eq!(
+        (status, text.as_str()),
+        (200, "v2 mem2 nvme0n1 Big Boss keys=1\n")
+    );
+}
+
+both_engines! {
+    async fn boot_answers_follow_every_change_at_once(app: TestApp) {
+        app.add_user("boss", Role::Admin).await;
+        let res = app.as_user(Method::POST, "boss", "/api/v1/tokens").json(&serde_json::json!({"name": "t"})).send().await.unwrap();
+        let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+        // One server: every answer is right the first time (no waiting).
+        answers_follow_changes(&app.url, &app.url, &token, std::time::Duration::ZERO).await;
+    }
+}
+
+#[tokio::test]
+async fn replicas_hear_each_others_changes() {
+    use crate::support::pg::Cluster;
+    use crate::support::process::{Process, add_admin};
+    let url = Cluster::shared().await.fresh_database().await;
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let envs: Vec<Vec<(&'static str, String)>> = dirs
+        .iter()
+        .map(|d| {
+            vec![
+                (
+                    "BOOTLER_DATA_DIR",
+                    d.path().join("data").display().to_string(),
+                ),
+                ("BOOTLER_DATABASE_URL", url.clone()),
+            ]
+        })
+        .collect();
+    add_admin(dirs[0].path(), &envs[0]);
+    let a = Process::serve(dirs[0].path(), &envs[0], &[]).await;
+    let b = Process::serve(dirs[1].path(), &envs[1], &[]).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/tokens", a.url))
+        .basic_auth("boss", Some("correct horse battery"))
+        .json(&serde_json::json!({"name": "t"}))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Changes made on `a` reach `b`'s memory through NOTIFY, well before
+    // entries expire (a minute).
+    answers_follow_changes(&a.url, &b.url, &token, std::time::Duration::from_secs(5)).await;
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+}

@@ -41,6 +41,7 @@ mod http;
 mod jobs;
 mod jobs_processes;
 mod ldap;
+mod leases;
 mod mail;
 mod postgres;
 mod pxe;

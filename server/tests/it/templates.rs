@@ -145,6 +145,18 @@ async fn harmful_templates_fail_fast_and_the_server_stays_responsive() {
         ),
         ("files", "{% include '/etc/passwd' %}", "no other templates"),
         ("environment", "{{ env.HOME }}{{ config }}", "undefined"),
+        // Few steps, each doubling a string: a terabyte in 40 calls.
+        (
+            "memory",
+            "{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% else %}{{ s|length }}{% endif %}{% endmacro %}{{ f('x' * 1000000, 40) }}",
+            "more memory than templates may use (512 MiB)",
+        ),
+        // Few steps, each slow (100 MB strings thrown away).
+        (
+            "slow",
+            "{% for i in range(20000) %}{% set y = ('x' ~ i) * 10000000 %}{% endfor %}done",
+            "ran longer than 3 s",
+        ),
     ];
     let mut previews = Vec::new();
     for (name, body, _) in harmful {
@@ -197,6 +209,29 @@ async fn harmful_templates_fail_fast_and_the_server_stays_responsive() {
         assert!(
             took < std::time::Duration::from_secs(10),
             "{name} took {took:?}"
+        );
+    }
+    // The workers that died or were stopped are replaced: templates still
+    // render.
+    let (_, created) = send(app.as_user(Method::POST, "boss", "/api/v1/templates").json(
+        &json!({"name": "fine", "kind": "system", "body": "#!ipxe\necho {{ host.name }}\n"}),
+    ))
+    .await;
+    let id = created["template"]["id"].as_i64().unwrap();
+    for _ in 0..4 {
+        let (status, body) = send(
+            app.as_user(
+                Method::POST,
+                "boss",
+                &format!("/api/v1/templates/{id}/preview"),
+            )
+            .json(&json!({"host": host})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["output"].as_str()),
+            (200, Some("#!ipxe\necho node1\n")),
+            "{body}"
         );
     }
     app.stop().await;

@@ -79,6 +79,9 @@ impl TestApp {
         // Tests do not wait long for jobs.
         config.jobs.shutdown_grace_seconds = 2;
         config.jobs.poll_ms = 100;
+        // Templates render in worker processes of the real binary (this
+        // test program is not `bootler`).
+        config.boot.render_program = Some(env!("CARGO_BIN_EXE_bootler").into());
         adjust(&mut config);
         let outbox = config.outbox_dir();
         let kept = config.clone();

@@ -1,0 +1,136 @@
+// Leasing in the browser: Ana gets a node with one click, lends it to Rui;
+// Rui finds it under "My nodes" and releases it; it is free again. With
+// JavaScript and without.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { bootlerCommand, startBootler } from './support/server.mjs';
+import { launchBrowser, screenshotPath, watchErrors } from './support/browser.mjs';
+
+const PASSWORD = 'correct horse battery';
+const MAC = '52-54-00-aa-bb-01';
+
+for (const javaScriptEnabled of [true, false]) {
+  const mode = javaScriptEnabled ? 'hydrated' : 'no-js';
+
+  describe(`leases (${mode})`, () => {
+    let server;
+    let browser;
+
+    const api = async (method, path, body) => {
+      const res = await fetch(server.url + path, {
+        method,
+        headers: {
+          authorization: 'Basic ' + Buffer.from(`boss:${PASSWORD}`).toString('base64'),
+          'content-type': 'application/json',
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
+      return res.json();
+    };
+
+    before(async () => {
+      server = await startBootler();
+      await bootlerCommand(server, ['user', 'add', '--admin', 'boss', '--email', 'boss@uminho.pt', '--name', 'Beatriz Boss'], `${PASSWORD}\n`);
+      await bootlerCommand(server, ['user', 'add', 'ana', '--email', 'ana@uminho.pt', '--name', 'Ana Silva'], `${PASSWORD}\n`);
+      await bootlerCommand(server, ['user', 'add', 'rui', '--email', 'rui@uminho.pt', '--name', 'Rui Costa'], `${PASSWORD}\n`);
+      assert.equal((await fetch(`${server.url}/boot/${MAC}?hostname=gpu1`)).status, 200);
+      await api('POST', '/api/v1/pools', { name: 'gpu', description: 'A100 nodes', default_lease_hours: 72 });
+      const { hosts } = await api('GET', `/api/v1/hosts?mac=${MAC}`);
+      await api('PUT', `/api/v1/hosts/${hosts[0].id}`, { pool: 'gpu', system: 'local-boot' });
+      browser = await launchBrowser();
+    });
+
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+
+    async function signIn(context, username, next) {
+      const page = await context.newPage();
+      await page.goto(`${server.url}/login?next=${next}`);
+      if (javaScriptEnabled) {
+        await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+      }
+      await page.getByLabel('Username or e-mail address').fill(username);
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(server.url + next);
+      if (javaScriptEnabled) {
+        await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+      }
+      return page;
+    }
+
+    test('get a node with one click, lend it, the borrower releases it', async () => {
+      const anaContext = await browser.newContext({ javaScriptEnabled, viewport: { width: 1200, height: 900 } });
+      const ana = await signIn(anaContext, 'ana', '/hosts');
+      const anaErrors = watchErrors(ana);
+      await ana.getByRole('heading', { name: 'My nodes', exact: true }).waitFor();
+      await ana.getByText('You hold no nodes yet. Get one above.').waitFor();
+      await ana.getByRole('option', { name: 'gpu — 1 of 1 free' }).waitFor({ state: 'attached' });
+      await ana.screenshot({ path: screenshotPath(`leases-get-${mode}`), fullPage: true });
+
+      // One click.
+      await ana.getByTestId('get-node').click();
+      await ana.getByText(/^gpu1 is yours until \d{4}-\d\d-\d\d \d\d:\d\d UTC\.$/).waitFor();
+      await ana.getByRole('heading', { name: /gpu1/ }).waitFor();
+      assert.match(await ana.getByTestId('lease-text').innerText(), /^You hold it since .*, until .*\. You are reminded before the end/);
+      await ana.screenshot({ path: screenshotPath(`leases-held-${mode}`), fullPage: true });
+
+      // The pool is empty now: a second click says so.
+      await ana.goto(`${server.url}/hosts`);
+      await ana.getByRole('option', { name: /^gpu — 0 of 1 free, next lease ends / }).waitFor({ state: 'attached' });
+      await ana.getByTestId('get-node').click();
+      await ana.getByText(/^No free node in pool “gpu” \(1 held, next lease ends at /).waitFor();
+      await ana.getByRole('link', { name: 'gpu1' }).click();
+      await ana.getByRole('heading', { name: /gpu1/ }).waitFor();
+
+      // Lend it to Rui (a name that does not exist first).
+      await ana.getByLabel('Lend to').fill('nobody');
+      await ana.getByTestId('lend').click();
+      await ana.getByText('There is no user “nobody”.').waitFor();
+      await ana.getByLabel('Lend to').fill('rui');
+      await ana.getByTestId('lend').click();
+      await ana.getByText(/^gpu1 is now rui's, until /).waitFor();
+      await ana.getByText('You hold no nodes yet. Get one above.').waitFor();
+      assert.deepEqual(anaErrors, []);
+
+      // Rui finds it under "My nodes" and releases it.
+      const ruiContext = await browser.newContext({ javaScriptEnabled, viewport: { width: 1200, height: 900 } });
+      const rui = await signIn(ruiContext, 'rui', '/hosts');
+      const ruiErrors = watchErrors(rui);
+      const row = rui.locator('tr[data-host]', { hasText: 'gpu1' });
+      await row.waitFor();
+      assert.match(await row.innerText(), /rui/);
+      await rui.screenshot({ path: screenshotPath(`leases-my-nodes-${mode}`), fullPage: true });
+      await rui.getByRole('link', { name: 'gpu1' }).click();
+      await rui.getByRole('heading', { name: /gpu1/ }).waitFor();
+      await rui.getByTestId('release').click();
+      await rui.getByText('gpu1 is released; it went back to its pool.').waitFor();
+      await rui.getByText('You hold no nodes yet. Get one above.').waitFor();
+      await rui.getByRole('option', { name: 'gpu — 1 of 1 free' }).waitFor({ state: 'attached' });
+
+      // His history: what he did and what concerned him.
+      await rui.getByRole('link', { name: 'History' }).click();
+      await rui.getByRole('heading', { name: 'History', exact: true }).waitFor();
+      await rui.locator('tr[data-action="release"]').waitFor();
+      const actions = await rui.locator('table.history tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.action));
+      assert.deepEqual(actions, ['release', 'lend']);
+      await rui.getByLabel('Action').selectOption('lend');
+      await rui.getByRole('button', { name: 'Filter' }).click();
+      await rui.waitForURL(/action=lend/);
+      await rui.locator('tr[data-action="release"]').waitFor({ state: 'detached' });
+      assert.equal(await rui.locator('table.history tbody tr').count(), 1);
+      assert.match(await rui.locator('tr[data-action="lend"]').innerText(), /ana gave it to rui/);
+      await rui.screenshot({ path: screenshotPath(`leases-history-${mode}`), fullPage: true });
+      assert.deepEqual(ruiErrors, []);
+
+      // The audit log has each step, with who did it.
+      const { entries } = await api('GET', '/api/v1/audit');
+      assert.deepEqual(entries.map((e) => `${e.actor} ${e.action}`), ['rui release', 'ana lend', 'ana allocate']);
+      await anaContext.close();
+      await ruiContext.close();
+    });
+  });
+}
