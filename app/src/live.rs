@@ -28,6 +28,30 @@ pub struct HostEvent {
     pub detail: String,
 }
 
+/// A lease changed (`event.data` of kind `lease`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct LeaseEvent {
+    pub host: i64,
+    pub name: String,
+    /// `allocate`, `lend`, `give`, `release`, `force_release`, `expire`,
+    /// `extend`, `reminder`.
+    pub action: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// The notification for a lease event: what others did to your node, and
+/// what the clock did (one's own clicks already say so on the page).
+pub fn lease_toast(event: &LeaseEvent) -> Option<(crate::components::toasts::Level, String)> {
+    use crate::components::toasts::Level;
+    let level = match event.action.as_str() {
+        "expire" | "force_release" => Level::Error,
+        "reminder" | "lend" | "give" => Level::Info,
+        _ => return None,
+    };
+    Some((level, format!("{}: {}.", event.name, event.detail)))
+}
+
 /// The notification for a host event, if it deserves one.
 pub fn host_toast(event: &HostEvent) -> Option<(crate::components::toasts::Level, String)> {
     use crate::components::toasts::Level;
@@ -121,7 +145,7 @@ mod socket {
     use wasm_bindgen::prelude::Closure;
     use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-    use super::{HostEvent, JobEvent, Live, host_toast, job_toast};
+    use super::{HostEvent, JobEvent, LeaseEvent, Live, host_toast, job_toast, lease_toast};
     use crate::components::toasts::Toasts;
 
     #[derive(Deserialize)]
@@ -213,12 +237,27 @@ mod socket {
                             }
                             live.last_job.set(Some(job));
                         } else if event.kind == "host"
-                            && let Ok(host) = serde_json::from_value::<HostEvent>(event.data)
+                            && let Ok(host) =
+                                serde_json::from_value::<HostEvent>(event.data.clone())
                         {
                             if let Some((level, text)) = host_toast(&host) {
                                 toasts.push(level, text);
                             }
                             live.last_host.set(Some(host));
+                        } else if event.kind == "lease"
+                            && let Ok(lease) = serde_json::from_value::<LeaseEvent>(event.data)
+                        {
+                            if let Some((level, text)) = lease_toast(&lease) {
+                                toasts.push(level, text);
+                            }
+                            // Pages showing the host refetch (each lease
+                            // event is a new "state" to them).
+                            live.last_host.set(Some(HostEvent {
+                                host: lease.host,
+                                name: lease.name,
+                                state: format!("lease-{}", event.id),
+                                detail: lease.detail,
+                            }));
                         }
                     }
                     Err(_) => {}

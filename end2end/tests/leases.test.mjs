@@ -132,5 +132,51 @@ for (const javaScriptEnabled of [true, false]) {
       await anaContext.close();
       await ruiContext.close();
     });
+
+    test('an admin sets who may get nodes, for how long, and takes one out for repairs', async () => {
+      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1200, height: 900 } });
+      const page = await signIn(context, 'boss', '/hosts');
+      const errors = watchErrors(page);
+      await page.locator('#pools-title').waitFor();
+      await page.getByRole('link', { name: 'Settings' }).click();
+      await page.getByRole('heading', { name: 'gpu', exact: true }).waitFor();
+      assert.equal(await page.getByLabel('Lease length (hours)').inputValue(), '72');
+      // A default longer than the longest: a sentence, nothing saved.
+      await page.getByLabel('Longest lease (hours)').fill('48');
+      await page.getByRole('button', { name: 'Save pool' }).click();
+      await page.getByText('The default lease (72 hours) is longer than the longest one (48 hours).').waitFor();
+      await page.getByLabel('Lease length (hours)').fill('24');
+      await page.getByLabel('Longest lease (hours)').fill('48');
+      await page.getByLabel('Nodes per person').fill('1');
+      await page.getByLabel('Who may get nodes from it').fill('ana');
+      await page.getByRole('button', { name: 'Save pool' }).click();
+      await page.getByText('Saved the settings of pool gpu.').waitFor();
+      assert.equal(await page.getByLabel('Who may get nodes from it').inputValue(), 'ana');
+      assert.equal(await page.getByLabel('Lease length (hours)').inputValue(), '24');
+      await page.screenshot({ path: screenshotPath(`pool-settings-${mode}`), fullPage: true });
+
+      // Rui may no longer draw from it.
+      const ruiContext = await browser.newContext({ javaScriptEnabled });
+      const rui = await signIn(ruiContext, 'rui', '/hosts');
+      await rui.getByText('There is no pool you may draw nodes from yet.').waitFor();
+      await ruiContext.close();
+
+      // Maintenance takes the node out of allocation.
+      await page.goto(`${server.url}/hosts`);
+      await page.getByRole('link', { name: 'gpu1' }).click();
+      await page.getByRole('heading', { name: /gpu1/ }).waitFor();
+      await page.getByLabel('In maintenance').check();
+      await page.getByRole('button', { name: 'Save boot options' }).click();
+      await page.getByText('Saved the boot options of gpu1.').waitFor();
+      assert.match(await page.getByTestId('lease-text').innerText(), /^In maintenance: out of allocation\./);
+      const { pools } = await api('GET', '/api/v1/pools');
+      assert.equal(pools[0].free, 0);
+      await page.getByLabel('In maintenance').uncheck();
+      await page.getByRole('button', { name: 'Save boot options' }).click();
+      await page.getByText('Saved the boot options of gpu1.').waitFor();
+      assert.equal((await api('GET', '/api/v1/pools')).pools[0].free, 1);
+      assert.deepEqual(errors, []);
+      await context.close();
+    });
   });
 }

@@ -459,6 +459,11 @@ fn Lease(detail: HostInfo) -> impl IntoView {
                 .unwrap_or_else(|| "with no end".into())
         ),
     };
+    let text = if detail.maintenance {
+        format!("In maintenance: out of allocation. {text}")
+    } else {
+        text
+    };
     let held = host.holder.is_some();
     let may = detail.holds || detail.admin;
     let extend = (held && may && host.lease_until.is_some())
@@ -664,6 +669,18 @@ fn BootOptions(detail: HostInfo) -> impl IntoView {
             </div>
         }
     });
+    let maintenance = detail.admin.then(|| {
+        view! {
+            <div class="field">
+                <input type="hidden" name="maintenance_field" value="1" />
+                <label>
+                    <input type="checkbox" name="maintenance" checked=detail.maintenance />
+                    " In maintenance"
+                </label>
+                <p class="field-hint hint">"Out of allocation while you repair it; whoever holds it keeps it."</p>
+            </div>
+        }
+    });
     let preview = |chosen: &Option<TemplateOption>| {
         chosen.as_ref().map(|t| {
             view! { <a href=format!("/templates/{}?host={}", t.id, host.id)>"Preview “" {t.name.clone()} "” for this host"</a> }
@@ -700,6 +717,7 @@ fn BootOptions(detail: HostInfo) -> impl IntoView {
                     </div>
                     {pool}
                     {macs}
+                    {maintenance}
                 </div>
                 <div class="field" class:has-error=move || !vars_error.get().is_empty()>
                     <label for="opt-vars">"Variables (JSON)"</label>
@@ -734,15 +752,18 @@ fn BootOptions(detail: HostInfo) -> impl IntoView {
 fn Timeline(id: i64) -> impl IntoView {
     let live = use_live();
     let tick = RwSignal::new(0u64);
+    // Ticks start once the page is hydrated (effects run after it): a tick
+    // during a slow hydration would refetch and make the page differ from
+    // what the server rendered.
     #[cfg(feature = "hydrate")]
-    {
+    Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(
             move || tick.update(|t| *t += 1),
             std::time::Duration::from_secs(5),
         ) {
             on_cleanup(move || handle.clear());
         }
-    }
+    });
     let events = Resource::new(
         move || {
             (

@@ -175,6 +175,8 @@ pub struct HostInfo {
     pub admin: bool,
     /// The caller holds it.
     pub holds: bool,
+    /// Out of allocation.
+    pub maintenance: bool,
     pub csrf: String,
     /// `boot.install_timeout_minutes`.
     pub install_timeout_minutes: u32,
@@ -272,6 +274,7 @@ pub async fn host_detail(id: String) -> Result<HostPageData, ServerFnError> {
         pools: pools.into_iter().map(|p| p.name).collect(),
         admin: actor.admin,
         holds: host.holder_id == Some(user.id),
+        maintenance: host.maintenance,
         csrf: session.csrf_token,
         install_timeout_minutes: timeout,
     })))
