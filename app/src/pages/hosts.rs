@@ -15,7 +15,7 @@ use crate::hooks::{encode, query_param};
 use crate::live::use_live;
 use crate::server_fns::hosts::{
     HostInfo, HostPageData, HostSummary, HostsView, PAGE, PoolPageData, PoolSettingsView,
-    TemplateOption, host_detail, host_timeline, hosts_overview, pool_settings,
+    TemplateOption, TimelineEntry, host_detail, hosts_overview, pool_settings,
 };
 
 const STATES: &[(&str, &str)] = &[
@@ -418,7 +418,7 @@ fn Host(detail: HostInfo) -> impl IntoView {
             <Lease detail=detail.clone() />
             <Install detail=detail.clone() />
             <BootOptions detail=detail.clone() />
-            <Timeline id=host.id />
+            <Timeline id=host.id initial=detail.timeline.clone() />
         </div>
     }
 }
@@ -746,74 +746,76 @@ fn BootOptions(detail: HostInfo) -> impl IntoView {
     }
 }
 
-/// The host's boot timeline, refreshed every few seconds while the page
-/// is open in a browser (and at once when its state changes).
+/// The host's boot timeline: rendered with the page, then refreshed every
+/// few seconds while it is open in a browser (and at once when the host
+/// changes). The refreshes start after hydration and only replace a
+/// signal, so the page never differs from what the server rendered while
+/// it hydrates.
 #[component]
-fn Timeline(id: i64) -> impl IntoView {
-    let live = use_live();
-    let tick = RwSignal::new(0u64);
-    // Ticks start once the page is hydrated (effects run after it): a tick
-    // during a slow hydration would refetch and make the page differ from
-    // what the server rendered.
+fn Timeline(id: i64, initial: Vec<TimelineEntry>) -> impl IntoView {
+    let entries = RwSignal::new(initial);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = id;
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        if let Ok(handle) = set_interval_with_handle(
-            move || tick.update(|t| *t += 1),
-            std::time::Duration::from_secs(5),
-        ) {
-            on_cleanup(move || handle.clear());
-        }
-    });
-    let events = Resource::new(
-        move || {
-            (
-                tick.get(),
-                live.last_host
-                    .get()
-                    .filter(|h| h.host == id)
-                    .map(|h| h.state),
-            )
-        },
-        move |_| host_timeline(id.to_string()),
-    );
+    {
+        let live = use_live();
+        let refresh = move || {
+            leptos::task::spawn_local(async move {
+                if let Ok(list) = crate::server_fns::hosts::host_timeline(id.to_string()).await {
+                    entries.set(list);
+                }
+            });
+        };
+        Effect::new(move |_| {
+            if let Ok(handle) = set_interval_with_handle(refresh, std::time::Duration::from_secs(5))
+            {
+                on_cleanup(move || handle.clear());
+            }
+        });
+        // Skips its first run: only changes after hydration refresh.
+        Effect::new(move |previous: Option<()>| {
+            let _ = live.last_host.get().filter(|h| h.host == id);
+            if previous.is_some() {
+                refresh();
+            }
+        });
+    }
     view! {
         <section class="card" aria-labelledby="timeline-title">
             <h2 id="timeline-title">"Boot timeline"</h2>
             <p class="hint">"Every boot request of this node, what it was served, and every change. Newest first; it updates by itself."</p>
-            <Transition fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    let entries = events.await.unwrap_or_default();
-                    if entries.is_empty() {
-                        return Either::Left(view! { <p class="empty">"Nothing yet."</p> });
-                    }
-                    let rows = entries
-                        .into_iter()
-                        .map(|e| {
-                            view! {
-                                <tr data-kind=e.kind.clone()>
-                                    <td class="nowrap">{e.at}</td>
-                                    <td><span class=format!("event event-{}", e.kind)>{e.kind.replace('_', " ")}</span></td>
-                                    <td>{e.detail}</td>
-                                    <td class="mono">{e.source_ip.unwrap_or_default()}</td>
-                                </tr>
-                            }
-                        })
-                        .collect_view();
-                    Either::Right(view! {
-                        <table class="table timeline">
-                            <thead>
-                                <tr>
-                                    <th scope="col">"When"</th>
-                                    <th scope="col">"What"</th>
-                                    <th scope="col">"Detail"</th>
-                                    <th scope="col">"From"</th>
-                                </tr>
-                            </thead>
-                            <tbody>{rows}</tbody>
-                        </table>
+            {move || {
+                let list = entries.get();
+                if list.is_empty() {
+                    return Either::Left(view! { <p class="empty">"Nothing yet."</p> });
+                }
+                let rows = list
+                    .into_iter()
+                    .map(|e| {
+                        view! {
+                            <tr data-kind=e.kind.clone()>
+                                <td class="nowrap">{e.at}</td>
+                                <td><span class=format!("event event-{}", e.kind)>{e.kind.replace('_', " ")}</span></td>
+                                <td>{e.detail}</td>
+                                <td class="mono">{e.source_ip.unwrap_or_default()}</td>
+                            </tr>
+                        }
                     })
-                })}
-            </Transition>
+                    .collect_view();
+                Either::Right(view! {
+                    <table class="table timeline">
+                        <thead>
+                            <tr>
+                                <th scope="col">"When"</th>
+                                <th scope="col">"What"</th>
+                                <th scope="col">"Detail"</th>
+                                <th scope="col">"From"</th>
+                            </tr>
+                        </thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                })
+            }}
         </section>
     }
 }

@@ -177,6 +177,8 @@ pub struct HostInfo {
     pub holds: bool,
     /// Out of allocation.
     pub maintenance: bool,
+    /// The newest 100 events of its timeline (refreshed in the browser).
+    pub timeline: Vec<TimelineEntry>,
     pub csrf: String,
     /// `boot.install_timeout_minutes`.
     pub install_timeout_minutes: u32,
@@ -275,6 +277,13 @@ pub async fn host_detail(id: String) -> Result<HostPageData, ServerFnError> {
         admin: actor.admin,
         holds: host.holder_id == Some(user.id),
         maintenance: host.maintenance,
+        timeline: hosts
+            .timeline(id, 100)
+            .await
+            .map_err(|e| ServerFnError::new(e.to_string()))?
+            .into_iter()
+            .map(timeline_entry)
+            .collect(),
         csrf: session.csrf_token,
         install_timeout_minutes: timeout,
     })))
@@ -311,16 +320,18 @@ pub async fn host_timeline(id: String) -> Result<Vec<TimelineEntry>, ServerFnErr
         .timeline(id, 100)
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))?;
-    Ok(events
-        .into_iter()
-        .map(|e| TimelineEntry {
-            id: e.id,
-            at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            source_ip: e.source_ip,
-            kind: e.kind,
-            detail: e.detail,
-        })
-        .collect())
+    Ok(events.into_iter().map(timeline_entry).collect())
+}
+
+#[cfg(feature = "ssr")]
+fn timeline_entry(e: bootler_domain::hosts::HostEvent) -> TimelineEntry {
+    TimelineEntry {
+        id: e.id,
+        at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        source_ip: e.source_ip,
+        kind: e.kind,
+        detail: e.detail,
+    }
 }
 
 /// A pool's settings, for its page (administrators).

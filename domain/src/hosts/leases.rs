@@ -264,6 +264,19 @@ async fn held_by(tx: &mut Tx, user: i64, pool: Option<i64>) -> Result<i64, sqlx:
 }
 
 impl Hosts {
+    /// Reminders whose time has already come for a lease ending at `end`:
+    /// not sent for a lease that starts (or is extended) inside them.
+    fn reminders_passed(&self, end: Option<DateTime<Utc>>, now: DateTime<Utc>) -> i32 {
+        end.map(|end| {
+            self.settings
+                .lease_reminders
+                .iter()
+                .filter(|before| now >= end - **before)
+                .count() as i32
+        })
+        .unwrap_or(0)
+    }
+
     pub(super) async fn pool_policies(&self) -> Result<Vec<PoolPolicy>, HostsError> {
         Ok(crate::with_pool!(&self.db, pool => {
             sqlx::query_as(
@@ -390,10 +403,11 @@ impl Hosts {
                 if !matches_tags(&vars, &request.tags) {
                     continue;
                 }
+                let reminded = self.reminders_passed(ends, now);
                 let taken: Option<String> = crate::with_tx!(&mut tx, conn => {
                     sqlx::query_scalar(
                         "UPDATE hosts SET holder_id = $1, lease_started_at = $2, lease_ends_at = $3, \
-                         lease_reminders = 0, updated_at = $2 \
+                         lease_reminders = $5, updated_at = $2 \
                          WHERE id = $4 AND holder_id IS NULL AND NOT maintenance \
                          AND state IN ('local', 'installed') RETURNING name",
                     )
@@ -401,6 +415,7 @@ impl Hosts {
                     .bind(now)
                     .bind(ends)
                     .bind(id)
+                    .bind(reminded)
                     .fetch_optional(conn)
                     .await
                 })?;
@@ -578,10 +593,12 @@ impl Hosts {
         } else {
             (host.lease_started_at.unwrap_or(now), host.lease_ends_at)
         };
+        // The new holder hears of reminders still to come only.
+        let reminded = self.reminders_passed(ends, now);
         let changed: Option<String> = crate::with_tx!(&mut tx, conn => {
             sqlx::query_scalar(
                 "UPDATE hosts SET holder_id = $1, lease_started_at = $2, lease_ends_at = $3, \
-                 lease_reminders = 0, updated_at = $4 \
+                 lease_reminders = $7, updated_at = $4 \
                  WHERE id = $5 AND holder_id IS NOT DISTINCT FROM $6 RETURNING name",
             )
             .bind(target_id)
@@ -590,6 +607,7 @@ impl Hosts {
             .bind(now)
             .bind(id)
             .bind(host.holder_id)
+            .bind(reminded)
             .fetch_optional(conn)
             .await
         })?;
@@ -856,15 +874,7 @@ impl Hosts {
             }
         };
         // Reminders already past the new end's thresholds are not sent again.
-        let reminded = new_end
-            .map(|end| {
-                self.settings
-                    .lease_reminders
-                    .iter()
-                    .filter(|before| now >= end - **before)
-                    .count() as i32
-            })
-            .unwrap_or(0);
+        let reminded = self.reminders_passed(new_end, now);
         self.log.flush().await;
         let mut tx = self.db.begin_write().await?;
         let changed: Option<String> = crate::with_tx!(&mut tx, conn => {

@@ -1362,3 +1362,40 @@ async fn hosts_in_maintenance_are_not_given_out() {
         "{timeline:?}"
     );
 }
+
+#[tokio::test]
+async fn a_lease_shorter_than_a_reminder_is_not_reminded_at_once() {
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    ready_host(&f, &admin, 1).await;
+    set_pool(
+        &f,
+        &admin,
+        PoolChange {
+            default_lease_hours: Some(Some(48)),
+            ..PoolChange::default()
+        },
+    )
+    .await;
+    let t0 = Utc::now();
+    f.hosts
+        .allocate(&ana, &in_pool("lab"), None, t0)
+        .await
+        .unwrap();
+    // Two days: inside the 3-day reminder from the start; only the 1-day one comes.
+    assert!(
+        f.hosts
+            .sweep_leases(t0 + chrono::Duration::minutes(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let notices = f
+        .hosts
+        .sweep_leases(t0 + chrono::Duration::hours(25))
+        .await
+        .unwrap();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].subject, "Your lease of node1 ends in 23 hours");
+}

@@ -236,3 +236,97 @@ both_engines! {
         assert_eq!(send(as_ana(Method::POST, "/api/v1/hosts/allocate").json(&json!({}))).await.0, 200);
     }
 }
+
+/// Moves a lease's end to `hours` from now, in the database.
+async fn set_end(app: &TestApp, host: i64, hours: i64) {
+    let db = bootler_server::cli::open_database(&app.config)
+        .await
+        .unwrap();
+    let end = chrono::Utc::now() + chrono::Duration::hours(hours);
+    bootler_domain::with_pool!(&db, pool => {
+        sqlx::query("UPDATE hosts SET lease_ends_at = $1 WHERE id = $2")
+            .bind(end)
+            .bind(host)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+    .unwrap();
+    db.close().await;
+}
+
+/// The first mail whose subject starts with `subject`, waited for.
+async fn wait_for(app: &TestApp, subject: &str) -> crate::support::app::OutboxMail {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(mail) = app
+            .mails()
+            .into_iter()
+            .find(|m| m.subject.starts_with(subject))
+        {
+            return mail;
+        }
+        let subjects: Vec<String> = app.mails().iter().map(|m| m.subject.clone()).collect();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail “{subject}…”: {subjects:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The running server's sweeper: a lease near its end gets a reminder by
+/// mail, an ended one is released and its holder told (the clock moved by
+/// rewriting the lease's end in the database).
+#[tokio::test]
+async fn the_server_reminds_and_ends_leases_by_mail() {
+    let app = TestApp::start_with(None, |c| c.leases.sweep_seconds = 1).await;
+    app.add_user("boss", Role::Admin).await;
+    let ids = lab(&app, 1).await;
+    let ana = person_with_token(&app, "ana").await;
+    let (status, body) = send(
+        app.client
+            .post(format!("{}/api/v1/hosts/allocate", app.url))
+            .bearer_auth(&ana)
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The lease (3 days) starts inside the 3-day reminder: none is sent
+    // for it.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(
+        app.mails().is_empty(),
+        "{:?}",
+        app.mails()
+            .iter()
+            .map(|m| m.subject.clone())
+            .collect::<Vec<_>>()
+    );
+    // Less than a day left: the 1-day reminder, once.
+    set_end(&app, ids[0], 23).await;
+    let reminder = wait_for(&app, "Your lease of n1 ends in").await;
+    assert_eq!(reminder.subject, "Your lease of n1 ends in 22 hours");
+    assert_eq!(reminder.to, "ana@uminho.pt");
+    assert!(
+        reminder.text.contains("Extend it in Bootler"),
+        "{}",
+        reminder.text
+    );
+    // Over: released by Bootler, Ana told, the audit has it.
+    set_end(&app, ids[0], -1).await;
+    let ended = wait_for(&app, "Your lease of n1 has ended").await;
+    assert!(
+        ended.text.contains("went back to pool “lab”"),
+        "{}",
+        ended.text
+    );
+    assert_eq!(app.mails().len(), 2, "one reminder, one end");
+    let (_, body) =
+        send(app.as_user(Method::GET, "boss", &format!("/api/v1/hosts/{}", ids[0]))).await;
+    assert_eq!(body["host"]["holder"], Value::Null);
+    let (_, log) = send(app.as_user(Method::GET, "boss", "/api/v1/audit?action=expire")).await;
+    assert_eq!(log["entries"][0]["actor"], "bootler");
+    assert_eq!(log["entries"][0]["subject"], "ana");
+    app.stop().await;
+}
