@@ -9,7 +9,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::alert::{Alert, Notice};
-use crate::hooks::{encode, query_param};
+use crate::hooks::{encode, list_href, query_param};
 use crate::server_fns::admin_users::{UserView, UsersPage, admin_users};
 
 const FILTERS: &[(&str, &str)] = &[
@@ -22,21 +22,7 @@ const FILTERS: &[(&str, &str)] = &[
 
 /// `/admin/users?q=…&status=…&page=…` without empty values.
 fn users_href(search: &str, status: &str, page: i64) -> String {
-    let mut params = Vec::new();
-    if !search.is_empty() {
-        params.push(format!("q={}", encode(search)));
-    }
-    if !status.is_empty() {
-        params.push(format!("status={}", encode(status)));
-    }
-    if page > 1 {
-        params.push(format!("page={page}"));
-    }
-    if params.is_empty() {
-        "/admin/users".into()
-    } else {
-        format!("/admin/users?{}", params.join("&"))
-    }
+    list_href("/admin/users", &[("q", search), ("status", status)], page)
 }
 
 #[component]

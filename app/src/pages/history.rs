@@ -8,7 +8,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::alert::{load_error, signed_out};
-use crate::hooks::encode;
+use crate::hooks::list_href;
 use crate::server_fns::audit::{AUDIT_PAGE, AuditRow, AuditView, audit_overview};
 
 const ACTIONS: &[(&str, &str)] = &[
@@ -33,20 +33,7 @@ fn action_label(action: &str) -> &'static str {
 }
 
 fn history_href(actor: &str, action: &str, page: i64) -> String {
-    let mut params = Vec::new();
-    for (key, value) in [("actor", actor), ("action", action)] {
-        if !value.is_empty() {
-            params.push(format!("{key}={}", encode(value)));
-        }
-    }
-    if page > 1 {
-        params.push(format!("page={page}"));
-    }
-    if params.is_empty() {
-        "/history".into()
-    } else {
-        format!("/history?{}", params.join("&"))
-    }
+    list_href("/history", &[("actor", actor), ("action", action)], page)
 }
 
 #[component]

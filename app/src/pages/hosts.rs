@@ -11,7 +11,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::components::alert::{Alert, Notice, load_error, signed_out};
-use crate::hooks::{encode, query_param};
+use crate::hooks::{encode, list_href, query_param};
 use crate::live::use_live;
 use crate::server_fns::hosts::{
     HostInfo, HostPageData, HostSummary, HostsView, PAGE, PoolPageData, PoolSettingsView,
@@ -42,20 +42,11 @@ pub fn state_label(state: &str) -> &'static str {
 }
 
 fn hosts_href(state: &str, pool: &str, mac: &str, page: i64) -> String {
-    let mut params = Vec::new();
-    for (key, value) in [("state", state), ("pool", pool), ("mac", mac)] {
-        if !value.is_empty() {
-            params.push(format!("{key}={}", encode(value)));
-        }
-    }
-    if page > 1 {
-        params.push(format!("page={page}"));
-    }
-    if params.is_empty() {
-        "/hosts".into()
-    } else {
-        format!("/hosts?{}", params.join("&"))
-    }
+    list_href(
+        "/hosts",
+        &[("state", state), ("pool", pool), ("mac", mac)],
+        page,
+    )
 }
 
 #[component]
