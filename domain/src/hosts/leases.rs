@@ -289,11 +289,22 @@ impl Hosts {
     }
 
     async fn pool_policy_of(&self, pool_id: i64) -> Result<Option<PoolPolicy>, HostsError> {
-        Ok(self
-            .pool_policies()
+        Ok(crate::with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, name, access, default_lease_hours, max_lease_hours, max_per_user, \
+                 clean_install, system_template_id, unattended_template_id FROM pools WHERE id = $1",
+            )
+            .bind(pool_id)
+            .fetch_optional(pool)
+            .await
+        })?)
+    }
+
+    /// The host, or a 404-style error.
+    async fn existing(&self, id: i64) -> Result<Host, HostsError> {
+        self.get(id)
             .await?
-            .into_iter()
-            .find(|p| p.id == pool_id))
+            .ok_or_else(|| HostsError::NotFound(format!("There is no host {id}.")))
     }
 
     /// The most hosts `user` may hold at once (`users.max_hosts`, else the
@@ -457,10 +468,7 @@ impl Hosts {
                 self.cache.forget_host(id);
                 self.events.committed(events);
                 tracing::info!(host = id, %name, holder = %actor.username, pool = %pool.name, "node allocated");
-                return self
-                    .get(id)
-                    .await?
-                    .ok_or_else(|| HostsError::NotFound(format!("Host {id} is gone.")));
+                return self.existing(id).await;
             }
         }
         drop(tx);
@@ -518,10 +526,7 @@ impl Hosts {
         source_ip: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Host, HostsError> {
-        let host = self
-            .get(id)
-            .await?
-            .ok_or_else(|| HostsError::NotFound(format!("There is no host {id}.")))?;
+        let host = self.existing(id).await?;
         if !actor.admin && host.holder_id != Some(actor.user_id) {
             return Err(HostsError::Forbidden(format!(
                 "You can only lend nodes you hold, and you do not hold {}.",
@@ -660,9 +665,7 @@ impl Hosts {
         self.cache.forget_host(id);
         self.events.committed(events);
         tracing::info!(host = id, %name, to = %target_name, by = %actor.username, "node given");
-        self.get(id)
-            .await?
-            .ok_or_else(|| HostsError::NotFound(format!("Host {id} is gone.")))
+        self.existing(id).await
     }
 
     /// Ends a lease: by its holder, by an administrator (a forced release
@@ -676,10 +679,7 @@ impl Hosts {
         source_ip: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Host, HostsError> {
-        let host = self
-            .get(id)
-            .await?
-            .ok_or_else(|| HostsError::NotFound(format!("There is no host {id}.")))?;
+        let host = self.existing(id).await?;
         let Some(holder) = host.holder_id else {
             return Err(HostsError::Conflict(format!(
                 "{} is not held by anyone.",
@@ -711,9 +711,7 @@ impl Hosts {
         };
         self.end_lease(&host, holder, &acting, action, &detail, now)
             .await?;
-        self.get(id)
-            .await?
-            .ok_or_else(|| HostsError::NotFound(format!("Host {id} is gone.")))
+        self.existing(id).await
     }
 
     /// The common end of a lease; `false` if it had changed meanwhile.
@@ -807,10 +805,7 @@ impl Hosts {
         source_ip: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Host, HostsError> {
-        let host = self
-            .get(id)
-            .await?
-            .ok_or_else(|| HostsError::NotFound(format!("There is no host {id}.")))?;
+        let host = self.existing(id).await?;
         let Some(holder) = host.holder_id else {
             return Err(HostsError::Conflict(format!(
                 "{} is not held by anyone.",
@@ -918,9 +913,7 @@ impl Hosts {
         crate::changes::notify(&mut tx, crate::changes::Change::Host(id)).await?;
         tx.commit().await?;
         self.cache.forget_host(id);
-        self.get(id)
-            .await?
-            .ok_or_else(|| HostsError::NotFound(format!("Host {id} is gone.")))
+        self.existing(id).await
     }
 
     /// Ends the leases that ran out and sends the reminders that are due
