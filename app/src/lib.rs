@@ -29,6 +29,7 @@ pub mod server_fns;
 use components::layout::Layout;
 use pages::account::AccountPage;
 use pages::admin_users::AdminUsersPage;
+use pages::availability::AvailabilityPage;
 use pages::history::HistoryPage;
 use pages::home::HomePage;
 use pages::hosts::{HostPage, HostsPage, PoolPage};
@@ -113,6 +114,7 @@ pub fn App() -> impl IntoView {
                         view=HostPage
                         ssr=SsrMode::Async
                     />
+                    <Route path=StaticSegment("pools") view=AvailabilityPage ssr=SsrMode::Async />
                     <Route
                         path=(StaticSegment("pools"), ParamSegment("name"))
                         view=PoolPage

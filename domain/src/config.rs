@@ -276,6 +276,11 @@ pub struct LdapConfig {
     /// The group's member attribute: `memberUid` (a posixGroup, holds the
     /// username) or `member`/`uniqueMember` (holds the entry's DN).
     pub disabled_group_member_attribute: String,
+    /// Where the lab's groups live (posixGroup with `memberUid`, or
+    /// groupOfNames/groupOfUniqueNames with `member`/`uniqueMember`); a
+    /// pool's access can name one as `@cn`. Read only: groups are kept
+    /// with the lab's LDAP tools. None: no groups.
+    pub groups_dn: Option<String>,
 }
 
 impl Default for LdapConfig {
@@ -297,6 +302,7 @@ impl Default for LdapConfig {
             disabled_value: "000001010000Z".into(),
             disabled_group_dn: None,
             disabled_group_member_attribute: "memberUid".into(),
+            groups_dn: None,
         }
     }
 }

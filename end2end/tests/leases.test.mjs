@@ -178,5 +178,67 @@ for (const javaScriptEnabled of [true, false]) {
       assert.deepEqual(errors, []);
       await context.close();
     });
+
+    test('a group opens a pool; others see a node taken and until when', async () => {
+      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1200, height: 900 } });
+      const page = await signIn(context, 'boss', '/admin/users');
+      const errors = watchErrors(page);
+      const groups = page.locator('#groups');
+      await groups.getByText('No groups yet.').waitFor();
+      await groups.getByLabel('Group').fill('hpc');
+      await groups.getByLabel('Members').fill('ana nobody');
+      await groups.getByRole('button', { name: 'Save group' }).click();
+      await page.getByText('There is no account named “nobody”.').waitFor();
+      await page.locator('#groups').getByLabel('Group').fill('hpc');
+      await page.locator('#groups').getByLabel('Members').fill('ana, rui');
+      await page.locator('#groups').getByRole('button', { name: 'Save group' }).click();
+      await page.getByText('The group “hpc” has 2 members; pools name it as @hpc.').waitFor();
+      assert.equal(await page.locator('#groups tbody tr').innerText(), '@hpc\tana, rui');
+      await page.screenshot({ path: screenshotPath(`groups-${mode}`), fullPage: true });
+
+      await page.goto(`${server.url}/pools/gpu`);
+      await page.getByLabel('Who may get nodes from it').fill('@hpc');
+      await page.getByRole('button', { name: 'Save pool' }).click();
+      await page.getByText('Saved the settings of pool gpu.').waitFor();
+
+      // Rui, by the group, gets the node; Ana sees it taken and until when.
+      const ruiContext = await browser.newContext({ javaScriptEnabled, viewport: { width: 1200, height: 900 } });
+      const rui = await signIn(ruiContext, 'rui', '/hosts');
+      await rui.getByTestId('get-node').click();
+      await rui.getByText(/^gpu1 is yours until /).waitFor();
+      const anaContext = await browser.newContext({ javaScriptEnabled, viewport: { width: 1200, height: 900 } });
+      const ana = await signIn(anaContext, 'ana', '/hosts');
+      const anaErrors = watchErrors(ana);
+      await ana.getByRole('link', { name: 'Which nodes are taken, and until when' }).click();
+      await ana.getByRole('heading', { name: 'Availability' }).waitFor();
+      const row = ana.locator('#pool-gpu tbody tr', { hasText: 'gpu1' });
+      assert.match(await row.locator('.slot').innerText(), /^taken until \d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
+      assert.equal(await row.getByRole('link').count(), 0, 'not hers to open');
+      assert.doesNotMatch(await ana.locator('main').innerText(), /rui/);
+      // Taken today, free again after the lease's end (24 hours).
+      const days = await row.locator('td.day').evaluateAll((cells) => cells.map((c) => c.className));
+      assert.equal(days.length, 14);
+      assert.ok(days[0].includes('day-taken') || days[0].includes('day-ends'), days[0]);
+      assert.ok(days.slice(1, 3).some((d) => d.includes('day-ends')), days.join());
+      assert.equal(days[13], 'day');
+      await ana.screenshot({ path: screenshotPath(`availability-${mode}`), fullPage: true });
+      assert.deepEqual(anaErrors, []);
+
+      // Rui sees it his, with a link to it; the admin sees who holds it.
+      await rui.goto(`${server.url}/pools`);
+      const his = rui.locator('#pool-gpu tbody tr', { hasText: 'gpu1' });
+      assert.match(await his.locator('.slot').innerText(), /^yours until /);
+      await his.getByRole('link', { name: 'gpu1' }).waitFor();
+      await page.goto(`${server.url}/pools`);
+      assert.match(await page.locator('#pool-gpu tbody tr', { hasText: 'gpu1' }).innerText(), /rui/);
+      assert.deepEqual(errors, []);
+
+      // Released again (through the API), for whatever runs next.
+      const { hosts } = await api('GET', `/api/v1/hosts?mac=${MAC}`);
+      await api('POST', `/api/v1/hosts/${hosts[0].id}/release`, {});
+      await anaContext.close();
+      await ruiContext.close();
+      await context.close();
+    });
   });
 }

@@ -102,7 +102,8 @@ pub fn hosts(config: &Config, db: &Db, events: Events) -> anyhow::Result<Hosts> 
         },
         events,
     )
-    .with_sandbox(sandbox(config)?))
+    .with_sandbox(sandbox(config)?)
+    .with_directory(directory(config, db)))
 }
 
 /// Where templates render: worker processes of this very program.

@@ -10,7 +10,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::components::alert::{Alert, Notice};
 use crate::hooks::{encode, list_href, query_param};
-use crate::server_fns::admin_users::{UserView, UsersPage, admin_users};
+use crate::server_fns::admin_users::{GroupView, UserView, UsersPage, admin_users};
 
 const FILTERS: &[(&str, &str)] = &[
     ("", "All"),
@@ -158,6 +158,84 @@ fn Users(list: UsersPage, search: String, status: String) -> impl IntoView {
                 </table>
             })}
             <nav class="pager" aria-label="Pages">{prev}{next}</nav>
+        </section>
+        <Groups
+            groups=list.groups.clone()
+            editable=list.groups_editable
+            error=list.groups_error.clone()
+            csrf=list.csrf.clone()
+        />
+    }
+}
+
+/// The directory's groups, and (built-in directory) a form to change one.
+#[component]
+fn Groups(
+    groups: Vec<GroupView>,
+    editable: bool,
+    error: Option<String>,
+    csrf: String,
+) -> impl IntoView {
+    let empty = groups.is_empty();
+    let rows = groups
+        .into_iter()
+        .map(|group| {
+            view! {
+                <tr>
+                    <td><code>{format!("@{}", group.name)}</code></td>
+                    <td>{group.members.join(", ")}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let intro = if editable {
+        "A pool's access can name a group as @name instead of listing people one by one."
+    } else {
+        "A pool's access can name a group as @name. These groups are read from LDAP (ldap.groups_dn); change them with the lab's LDAP tools."
+    };
+    view! {
+        <section class="card" id="groups" aria-labelledby="groups-title">
+            <h2 id="groups-title">"Groups"</h2>
+            <p class="hint">{intro}</p>
+            {error.map(|e| view! { <p class="alert alert-error" role="alert">{e}</p> })}
+            {if empty {
+                Either::Left(view! { <p class="hint">"No groups yet."</p> })
+            } else {
+                Either::Right(view! {
+                    <table class="table groups">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Group"</th>
+                                <th scope="col">"Members"</th>
+                            </tr>
+                        </thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                })
+            }}
+            {editable.then(|| view! {
+                <form method="post" action="/admin/groups" class="form">
+                    <input type="hidden" name="csrf" value=csrf />
+                    <div class="field">
+                        <label for="group-name">"Group"</label>
+                        <input id="group-name" name="name" type="text" required placeholder="hpc" />
+                    </div>
+                    <div class="field">
+                        <label for="group-members">"Members"</label>
+                        <input
+                            id="group-members"
+                            name="members"
+                            type="text"
+                            placeholder="ana, rui"
+                            aria-describedby="group-members-hint"
+                        />
+                        <p class="hint" id="group-members-hint">
+                            "Usernames, separated by commas or spaces. This replaces the group's members; leave it empty to remove the group."
+                        </p>
+                    </div>
+                    <button type="submit" class="button">"Save group"</button>
+                </form>
+            })}
         </section>
     }
 }

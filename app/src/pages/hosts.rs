@@ -267,7 +267,8 @@ fn GetNode(view: HostsView) -> impl IntoView {
         <section class="card" aria-labelledby="get-title">
             <h2 id="get-title">"Get a node"</h2>
             <p class="hint">
-                {format!("{free} free now. A node is yours for its pool's lease length ({lengths}); you are reminded before it ends and can extend it.")}
+                {format!("{free} free now. A node is yours for its pool's lease length ({lengths}); you are reminded before it ends and can extend it. ")}
+                <a href="/pools">"Which nodes are taken, and until when"</a>
             </p>
             <form method="post" action="/hosts/allocate" class="form form-row">
                 <input type="hidden" name="csrf" value=view.csrf.clone() />
@@ -887,7 +888,11 @@ fn PoolForm(pool: PoolSettingsView) -> impl IntoView {
                 <div class="field">
                     <label for="pool-access">"Who may get nodes from it"</label>
                     <input id="pool-access" name="access" value=pool.access.clone() placeholder="everyone" />
-                    <p class="hint">"Usernames, separated by commas. Empty: everyone. Administrators always may."</p>
+                    <p class="hint">
+                        "Usernames and groups (as @name, see "
+                        <a href="/admin/users#groups">"Groups"</a>
+                        "), separated by commas. Empty: everyone. Administrators always may."
+                    </p>
                 </div>
                 <div class="form-row">
                     <div class="field">

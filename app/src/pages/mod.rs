@@ -1,5 +1,6 @@
 pub mod account;
 pub mod admin_users;
+pub mod availability;
 pub mod history;
 pub mod home;
 pub mod hosts;

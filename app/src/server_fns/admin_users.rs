@@ -29,6 +29,18 @@ pub struct UsersPage {
     pub pending: i64,
     /// Goes back in the forms.
     pub csrf: String,
+    /// The directory's groups (pool access names them as `@name`).
+    pub groups: Vec<GroupView>,
+    /// Groups are kept here (built-in directory), not in LDAP.
+    pub groups_editable: bool,
+    /// Why the groups could not be read, if they could not.
+    pub groups_error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupView {
+    pub name: String,
+    pub members: Vec<String>,
 }
 
 /// `None` unless an admin is signed in.
@@ -81,7 +93,23 @@ pub async fn admin_users(
         .await
         .map_err(err)?
         .total;
+    let (groups, groups_error) = match accounts.groups().await {
+        Ok(groups) => (groups, None),
+        Err(e) => (
+            Vec::new(),
+            Some(format!("The groups could not be read: {e}")),
+        ),
+    };
     Ok(Some(UsersPage {
+        groups: groups
+            .into_iter()
+            .map(|g| GroupView {
+                name: g.name,
+                members: g.members,
+            })
+            .collect(),
+        groups_editable: accounts.groups_editable(),
+        groups_error,
         users: list
             .users
             .into_iter()

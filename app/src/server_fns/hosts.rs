@@ -125,7 +125,7 @@ pub async fn hosts_overview(
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))?;
     let pools = hosts
-        .pools()
+        .pools_for(&host_actor(&user))
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))?;
     Ok(Some(HostsView {
@@ -133,7 +133,6 @@ pub async fn hosts_overview(
         total,
         pools: pools
             .into_iter()
-            .filter(|p| admin || p.access.is_empty() || p.access.contains(&user.username))
             .map(|p| PoolSummary {
                 name: p.name,
                 description: p.description,
@@ -257,7 +256,7 @@ pub async fn host_detail(id: String) -> Result<HostPageData, ServerFnError> {
         })
     };
     let pools = hosts
-        .pools()
+        .pools_for(&host_actor(&user))
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))?;
     let timeout = use_context::<std::sync::Arc<Config>>()

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin_users;
 pub mod audit;
+pub mod availability;
 pub mod current_user;
 pub mod hosts;
 pub mod jobs;

@@ -77,7 +77,7 @@ fn like_pattern(text: &str) -> String {
     pattern
 }
 
-fn require_admin(actor: &User) -> Result<(), AccountError> {
+pub(super) fn require_admin(actor: &User) -> Result<(), AccountError> {
     if actor.role == Role::Admin && actor.status == Status::Active {
         Ok(())
     } else {

@@ -7,6 +7,7 @@ pub mod validate;
 mod admin;
 mod api_tokens;
 mod confirm;
+mod groups;
 mod login;
 mod password;
 mod profile;

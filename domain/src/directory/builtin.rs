@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::{Directory, DirectoryError, Entry};
+use super::{Directory, DirectoryError, Entry, Group};
 use crate::db::Db;
 use crate::secret;
 
@@ -92,5 +92,67 @@ impl Directory for Builtin {
     /// The account's status in `users` is what every check reads.
     async fn set_enabled(&self, _entry: &Entry, _enabled: bool) -> Result<(), DirectoryError> {
         Ok(())
+    }
+
+    async fn groups_of(&self, username: &str) -> Result<Vec<String>, DirectoryError> {
+        crate::with_pool!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT g.name FROM user_groups g JOIN users u ON u.id = g.user_id \
+                 WHERE u.username = $1 ORDER BY g.name",
+            )
+            .bind(username)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(internal)
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, DirectoryError> {
+        let rows: Vec<(String, String)> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT g.name, u.username FROM user_groups g JOIN users u ON u.id = g.user_id \
+                 ORDER BY g.name, u.username",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(internal)?;
+        let mut groups: Vec<Group> = Vec::new();
+        for (name, member) in rows {
+            match groups.last_mut() {
+                Some(group) if group.name == name => group.members.push(member),
+                _ => groups.push(Group {
+                    name,
+                    members: vec![member],
+                }),
+            }
+        }
+        Ok(groups)
+    }
+
+    async fn set_group(&self, name: &str, members: &[i64]) -> Result<(), DirectoryError> {
+        let mut tx = self.db.begin_write().await.map_err(internal)?;
+        crate::with_tx!(&mut tx, conn => {
+            sqlx::query("DELETE FROM user_groups WHERE name = $1")
+                .bind(name)
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+        })
+        .map_err(internal)?;
+        for member in members {
+            crate::with_tx!(&mut tx, conn => {
+                sqlx::query(
+                    "INSERT INTO user_groups (name, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(name)
+                .bind(member)
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+            })
+            .map_err(internal)?;
+        }
+        tx.commit().await.map_err(internal)
     }
 }

@@ -23,7 +23,7 @@ use ldap3::{
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
-use super::{Directory, DirectoryError, Entry};
+use super::{Directory, DirectoryError, Entry, Group};
 use crate::config::{LdapConfig, PasswordScheme};
 
 /// LDAP result codes Bootler acts on (RFC 4511, appendix A).
@@ -701,6 +701,81 @@ impl Directory for Ldap {
             outcome
         })
         .await
+    }
+
+    async fn groups_of(&self, username: &str) -> Result<Vec<String>, DirectoryError> {
+        let Some(base) = self.config.groups_dn.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let dn = ldap_escape(self.user_dn(username)?).into_owned();
+        let filter = format!(
+            "(|(memberUid={})(member={dn})(uniqueMember={dn}))",
+            ldap_escape(username)
+        );
+        self.bounded("look up the person's groups", async {
+            let mut ldap = self.service().await?;
+            let found = self
+                .search(&mut ldap, base, Scope::Subtree, &filter, &["cn"])
+                .await;
+            let _ = ldap.unbind().await;
+            let mut names: Vec<String> = found?
+                .iter()
+                .filter_map(|entry| values(entry, "cn").first().cloned())
+                .collect();
+            names.sort();
+            names.dedup();
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, DirectoryError> {
+        let Some(base) = self.config.groups_dn.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let users_dn = self.users_dn()?.to_ascii_lowercase();
+        self.bounded("list the groups", async {
+            let mut ldap = self.service().await?;
+            let found = self
+                .search(
+                    &mut ldap,
+                    base,
+                    Scope::Subtree,
+                    "(|(objectClass=posixGroup)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+                    &["cn", "memberUid", "member", "uniqueMember"],
+                )
+                .await;
+            let _ = ldap.unbind().await;
+            let mut groups: Vec<Group> = found?
+                .iter()
+                .filter_map(|entry| {
+                    let name = values(entry, "cn").first()?.clone();
+                    let mut members: Vec<String> = values(entry, "memberUid").to_vec();
+                    // A DN member counts when it is one of Bootler's people.
+                    for dn in values(entry, "member").iter().chain(values(entry, "uniqueMember")) {
+                        if let Some((rdn, parent)) = dn.split_once(',')
+                            && parent.trim().to_ascii_lowercase() == users_dn
+                            && let Some(uid) = rdn.trim().strip_prefix("uid=")
+                        {
+                            members.push(uid.to_string());
+                        }
+                    }
+                    members.sort();
+                    members.dedup();
+                    Some(Group { name, members })
+                })
+                .collect();
+            groups.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(groups)
+        })
+        .await
+    }
+
+    async fn set_group(&self, _name: &str, _members: &[i64]) -> Result<(), DirectoryError> {
+        Err(DirectoryError::Rejected(
+            "groups are kept in LDAP (ldap.groups_dn); change them with the lab's LDAP tools"
+                .into(),
+        ))
     }
 }
 

@@ -20,6 +20,23 @@ pub struct Entry {
     pub email: String,
 }
 
+/// A group of people, named in pool access as `@name`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Group {
+    pub name: String,
+    /// Usernames, sorted.
+    pub members: Vec<String>,
+}
+
+/// Whether `name` can name a group: 1–64 letters, digits, `.`, `_` or `-`,
+/// starting with a letter or digit.
+pub fn valid_group_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
     /// The directory cannot be reached or timed out: try again later.
@@ -64,6 +81,16 @@ pub trait Directory: Send + Sync {
     /// services reading the directory (the VPN, SSH logins) refuse it too.
     /// Idempotent.
     async fn set_enabled(&self, entry: &Entry, enabled: bool) -> Result<(), DirectoryError>;
+
+    /// The names of the groups `username` belongs to, sorted.
+    async fn groups_of(&self, username: &str) -> Result<Vec<String>, DirectoryError>;
+
+    /// Every group with its members, by name.
+    async fn groups(&self) -> Result<Vec<Group>, DirectoryError>;
+
+    /// Replaces a group's members (user ids; none: the group is gone).
+    /// `Rejected` where the groups are kept elsewhere (LDAP).
+    async fn set_group(&self, name: &str, members: &[i64]) -> Result<(), DirectoryError>;
 }
 
 pub type SharedDirectory = Arc<dyn Directory>;

@@ -37,7 +37,7 @@ pub struct AllocateRequest {
 pub(super) struct PoolPolicy {
     pub id: i64,
     pub name: String,
-    /// JSON array of usernames; empty: everyone.
+    /// JSON array of usernames and `@group`s; empty: everyone.
     pub access: String,
     pub default_lease_hours: Option<i32>,
     pub max_lease_hours: Option<i32>,
@@ -48,12 +48,13 @@ pub(super) struct PoolPolicy {
 }
 
 impl PoolPolicy {
-    pub fn allows(&self, actor: &Actor) -> bool {
-        if actor.admin {
-            return true;
-        }
-        let names: Vec<String> = serde_json::from_str(&self.access).unwrap_or_default();
-        names.is_empty() || names.iter().any(|n| n == &actor.username)
+    fn access(&self) -> Vec<String> {
+        serde_json::from_str(&self.access).unwrap_or_default()
+    }
+
+    /// Whether `actor`, in `groups`, may draw from the pool.
+    pub fn allows(&self, actor: &Actor, groups: &[String]) -> bool {
+        super::pools::may_draw(&self.access(), actor, groups)
     }
 
     /// The end of a lease starting `now` for `hours` (the pool's default if
@@ -342,6 +343,12 @@ impl Hosts {
             )));
         }
         let all = self.pool_policies().await?;
+        let groups = if !actor.admin && all.iter().any(|p| super::pools::names_groups(&p.access()))
+        {
+            self.groups_of(actor).await?
+        } else {
+            Vec::new()
+        };
         let pools: Vec<PoolPolicy> = match &request.pool {
             Some(name) => {
                 let Some(pool) = all.into_iter().find(|p| &p.name == name) else {
@@ -350,7 +357,7 @@ impl Hosts {
                         name.chars().take(70).collect::<String>()
                     )));
                 };
-                if !pool.allows(actor) {
+                if !pool.allows(actor, &groups) {
                     return Err(HostsError::Forbidden(format!(
                         "You may not draw nodes from pool “{}”; ask an administrator for access.",
                         pool.name
@@ -358,7 +365,10 @@ impl Hosts {
                 }
                 vec![pool]
             }
-            None => all.into_iter().filter(|p| p.allows(actor)).collect(),
+            None => all
+                .into_iter()
+                .filter(|p| p.allows(actor, &groups))
+                .collect(),
         };
         if pools.is_empty() {
             return Err(HostsError::Conflict(

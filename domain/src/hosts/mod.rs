@@ -28,7 +28,7 @@ use crate::templates::{Kind, Sandbox};
 pub use leases::{AllocateRequest, AuditEntry, AuditFilter, LeaseNotice, Quota};
 pub use mac::Mac;
 pub use network::Network;
-pub use pools::{Pool, PoolChange};
+pub use pools::{Availability, Pool, PoolChange, Slot, SlotStatus};
 pub use provision::{Actor, Served, TemplateChoice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -243,6 +243,8 @@ pub struct Hosts {
     log: bootlog::BootLog,
     cache: Arc<cache::BootCache>,
     sandbox: Sandbox,
+    /// Where people's groups come from (pool access `@group`).
+    directory: crate::directory::SharedDirectory,
 }
 
 #[derive(sqlx::FromRow)]
@@ -382,12 +384,20 @@ impl Hosts {
         Hosts {
             discovery: Arc::new(Limiter::new(settings.discovery_per_minute)),
             log: bootlog::BootLog::start(db.clone()),
-            db,
             settings: Arc::new(settings),
             events,
             cache,
             sandbox: Sandbox::in_process(),
+            directory: Arc::new(crate::directory::Builtin::new(db.clone())),
+            db,
         }
+    }
+
+    /// Asks `directory` (the configured one) for people's groups; the
+    /// built-in directory by default.
+    pub fn with_directory(mut self, directory: crate::directory::SharedDirectory) -> Hosts {
+        self.directory = directory;
+        self
     }
 
     /// Renders templates in `sandbox` (the server's worker processes)

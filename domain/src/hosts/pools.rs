@@ -12,7 +12,8 @@ pub struct Pool {
     pub id: i64,
     pub name: String,
     pub description: String,
-    /// Usernames that may draw from it; empty: everyone.
+    /// Who may draw from it: usernames, and groups as `@name`; empty:
+    /// everyone.
     pub access: Vec<String>,
     /// Lease length given at allocation, in hours; none: no end.
     pub default_lease_hours: Option<i32>,
@@ -152,7 +153,32 @@ struct Settled {
     unattended: Option<i64>,
 }
 
+/// Whether an access list names any group.
+pub(super) fn names_groups(access: &[String]) -> bool {
+    access.iter().any(|entry| entry.starts_with('@'))
+}
+
+/// Whether `actor` (in `groups`) may draw from a pool with `access`.
+pub(super) fn may_draw(access: &[String], actor: &Actor, groups: &[String]) -> bool {
+    actor.admin
+        || access.is_empty()
+        || access.iter().any(|entry| match entry.strip_prefix('@') {
+            Some(group) => groups.iter().any(|g| g == group),
+            None => entry == &actor.username,
+        })
+}
+
 impl Hosts {
+    /// The groups `actor` belongs to, from the directory.
+    pub(super) async fn groups_of(&self, actor: &Actor) -> Result<Vec<String>, HostsError> {
+        self.directory.groups_of(&actor.username).await.map_err(|err| {
+            tracing::warn!(error = %err, "could not look up groups");
+            HostsError::Unavailable(
+                "The directory does not answer, so your groups (which pools may lend to) are unknown right now. Try again in a minute.".into(),
+            )
+        })
+    }
+
     /// Every pool, by name, with its rules and how many hosts are free.
     pub async fn pools(&self) -> Result<Vec<Pool>, HostsError> {
         self.log.flush().await;
@@ -162,6 +188,23 @@ impl Hosts {
                 .await
         })?;
         Ok(rows.into_iter().map(Pool::from).collect())
+    }
+
+    /// The pools `actor` may draw from (every pool for an admin).
+    pub async fn pools_for(&self, actor: &Actor) -> Result<Vec<Pool>, HostsError> {
+        let pools = self.pools().await?;
+        if actor.admin {
+            return Ok(pools);
+        }
+        let groups = if pools.iter().any(|p| names_groups(&p.access)) {
+            self.groups_of(actor).await?
+        } else {
+            Vec::new()
+        };
+        Ok(pools
+            .into_iter()
+            .filter(|p| may_draw(&p.access, actor, &groups))
+            .collect())
     }
 
     /// One pool by name.
@@ -209,21 +252,32 @@ impl Hosts {
             ));
         }
         let mut names = Vec::new();
-        for username in &access {
-            let known: Option<i64> = crate::with_pool!(&self.db, pool => {
-                sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
-                    .bind(username.trim())
-                    .fetch_optional(pool)
-                    .await
-            })?;
-            if known.is_none() {
-                return Err(HostsError::Invalid(format!(
-                    "There is no user “{}” (in `access`).",
-                    username.chars().take(70).collect::<String>()
-                )));
+        for entry in &access {
+            let entry = entry.trim();
+            if let Some(group) = entry.strip_prefix('@') {
+                // A group may be created in the directory after the pool.
+                if !crate::directory::valid_group_name(group) {
+                    return Err(HostsError::Invalid(format!(
+                        "“{}” (in `access`) is not a group's name: after the @ come 1–64 letters, digits, dots, dashes or underscores.",
+                        entry.chars().take(70).collect::<String>()
+                    )));
+                }
+            } else {
+                let known: Option<i64> = crate::with_pool!(&self.db, pool => {
+                    sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+                        .bind(entry)
+                        .fetch_optional(pool)
+                        .await
+                })?;
+                if known.is_none() {
+                    return Err(HostsError::Invalid(format!(
+                        "There is no user “{}” (in `access`; write a group as @name).",
+                        entry.chars().take(70).collect::<String>()
+                    )));
+                }
             }
-            if !names.contains(&username.trim().to_string()) {
-                names.push(username.trim().to_string());
+            if !entry.is_empty() && !names.iter().any(|n| n == entry) {
+                names.push(entry.to_string());
             }
         }
         let pick = |given: Option<Option<i32>>, old: Option<i32>| match given {
@@ -453,5 +507,85 @@ impl Hosts {
         self.pool(&s.name)
             .await?
             .ok_or_else(|| HostsError::NotFound(format!("Pool “{}” is gone.", s.name)))
+    }
+}
+
+/// Where a pool's host stands, as anyone who may draw from the pool sees
+/// it: free or taken, and until when; who holds it only for the holder
+/// and administrators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Slot {
+    /// Only for its holder and administrators (the rest cannot open it).
+    pub id: Option<i64>,
+    pub name: String,
+    pub status: SlotStatus,
+    /// When the lease ends (none: taken without an end, or not taken).
+    pub until: Option<DateTime<Utc>>,
+    /// Only for administrators.
+    pub holder: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotStatus {
+    /// Free for allocation now.
+    Free,
+    /// Held by the one asking.
+    Yours,
+    /// Held by someone else.
+    Taken,
+    /// Not held, but not free: being installed afresh, failed, or in
+    /// maintenance.
+    Unavailable,
+}
+
+/// A pool and where each of its hosts stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Availability {
+    pub pool: Pool,
+    pub hosts: Vec<Slot>,
+}
+
+/// Most hosts listed per pool.
+const MAX_SLOTS: i64 = 500;
+
+impl Hosts {
+    /// The pools `actor` may draw from, each with its hosts: free, taken
+    /// until when, or out of allocation.
+    pub async fn availability(&self, actor: &Actor) -> Result<Vec<Availability>, HostsError> {
+        let mut out = Vec::new();
+        for pool in self.pools_for(actor).await? {
+            let (hosts, _) = self
+                .list(&super::HostFilter {
+                    pool: Some(pool.name.clone()),
+                    limit: MAX_SLOTS,
+                    ..Default::default()
+                })
+                .await?;
+            let hosts = hosts
+                .into_iter()
+                .map(|host| {
+                    let yours = host.holder_id == Some(actor.user_id);
+                    let status = if yours {
+                        SlotStatus::Yours
+                    } else if host.holder_id.is_some() {
+                        SlotStatus::Taken
+                    } else if !host.maintenance && Hosts::allocatable(host.state) {
+                        SlotStatus::Free
+                    } else {
+                        SlotStatus::Unavailable
+                    };
+                    Slot {
+                        id: (yours || actor.admin).then_some(host.id),
+                        name: host.name,
+                        status,
+                        until: host.holder_id.and(host.lease_ends_at),
+                        holder: if actor.admin { host.holder } else { None },
+                    }
+                })
+                .collect();
+            out.push(Availability { pool, hosts });
+        }
+        Ok(out)
     }
 }

@@ -1274,7 +1274,10 @@ async fn pools_limit_who_draws_from_them() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "There is no user “nobody” (in `access`).");
+    assert_eq!(
+        err.to_string(),
+        "There is no user “nobody” (in `access`; write a group as @name)."
+    );
     let pool = set_pool(
         &f,
         &admin,
@@ -1307,6 +1310,94 @@ async fn pools_limit_who_draws_from_them() {
         .allocate(&ana, &in_pool("lab"), None, Utc::now())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn pools_open_to_a_group_follow_its_members() {
+    use crate::directory::{Builtin, Directory};
+    let f = fixture(60, 100).await;
+    let admin = person(&f.db, "boss", true).await;
+    let ana = person(&f.db, "ana", false).await;
+    let rui = person(&f.db, "rui", false).await;
+    ready_host(&f, &admin, 1).await;
+    let err = f
+        .hosts
+        .update_pool(
+            &admin,
+            "lab",
+            &PoolChange {
+                access: Some(vec!["@bad name".into()]),
+                ..PoolChange::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HostsError::Invalid(_)), "{err}");
+    // A group may be named before it has members.
+    let pool = set_pool(
+        &f,
+        &admin,
+        PoolChange {
+            access: Some(vec!["@hpc".into(), "ana".into()]),
+            ..PoolChange::default()
+        },
+    )
+    .await;
+    assert_eq!(pool.access, ["@hpc", "ana"]);
+    let err = f
+        .hosts
+        .allocate(&rui, &in_pool("lab"), None, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HostsError::Forbidden(_)), "{err}");
+    assert!(f.hosts.pools_for(&rui).await.unwrap().is_empty());
+    assert_eq!(f.hosts.availability(&rui).await.unwrap(), []);
+
+    let directory = Builtin::new(f.db.clone());
+    directory.set_group("hpc", &[rui.user_id]).await.unwrap();
+    assert_eq!(directory.groups_of("rui").await.unwrap(), ["hpc"]);
+    assert_eq!(
+        directory.groups_of("ana").await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(f.hosts.pools_for(&rui).await.unwrap().len(), 1);
+    let host = f
+        .hosts
+        .allocate(&rui, &in_pool("lab"), None, Utc::now())
+        .await
+        .unwrap();
+
+    // Ana (by name) sees it taken, without who holds it; rui sees it his.
+    let seen = f.hosts.availability(&ana).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].hosts.len(), 1);
+    assert_eq!(seen[0].hosts[0].status, SlotStatus::Taken);
+    assert_eq!(seen[0].hosts[0].id, None);
+    assert_eq!(seen[0].hosts[0].holder, None);
+    assert_eq!(seen[0].hosts[0].until, host.lease_ends_at);
+    let his = f.hosts.availability(&rui).await.unwrap();
+    assert_eq!(his[0].hosts[0].status, SlotStatus::Yours);
+    assert_eq!(his[0].hosts[0].id, Some(host.id));
+    let all = f.hosts.availability(&admin).await.unwrap();
+    assert_eq!(all[0].hosts[0].holder.as_deref(), Some("rui"));
+
+    // Out of the group: no more nodes from the pool.
+    f.hosts
+        .release(&rui, host.id, None, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.hosts.availability(&ana).await.unwrap()[0].hosts[0].status,
+        SlotStatus::Free
+    );
+    directory.set_group("hpc", &[]).await.unwrap();
+    assert!(directory.groups().await.unwrap().is_empty());
+    let err = f
+        .hosts
+        .allocate(&rui, &in_pool("lab"), None, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HostsError::Forbidden(_)), "{err}");
 }
 
 #[tokio::test]

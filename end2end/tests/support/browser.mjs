@@ -30,8 +30,21 @@ export function screenshotPath(name) {
 export function watchErrors(page) {
   const errors = [];
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
+  page.on('console', async (msg) => {
+    if (msg.type() !== 'error') return;
+    errors.push(`console: ${msg.text()}`);
+    if (msg.text().includes('hydration error')) {
+      // The node the framework did not expect, with what surrounds it, so a
+      // failure says what the server sent.
+      const node = msg.args()[1];
+      const around = await node
+        ?.evaluate((n) => ({
+          node: n.outerHTML ?? `${n.nodeName} ${JSON.stringify(n.textContent)}`,
+          parent: n.parentNode?.outerHTML?.slice(0, 3000),
+        }))
+        .catch((e) => `unavailable: ${e.message}`);
+      errors.push(`hydration error on ${page.url()}: ${JSON.stringify(around)}`);
+    }
   });
   return errors;
 }

@@ -221,6 +221,18 @@ pub async fn pools(
     Ok(Json(json!({ "pools": state.hosts.pools().await? })))
 }
 
+/// `GET /api/v1/availability`: the pools the caller may draw from, each
+/// with its hosts: free, taken until when, or out of allocation. Who holds
+/// a host is shown to administrators only.
+pub async fn availability(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "pools": state.hosts.availability(&actor(&user)).await? }),
+    ))
+}
+
 /// A pool's settings as `POST` and `PUT` take them (`null` clears).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

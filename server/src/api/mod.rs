@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/hosts/{id}/extend", post(hosts::extend))
         .route("/pools", get(hosts::pools).post(hosts::create_pool))
         .route("/pools/{name}", axum::routing::put(hosts::update_pool))
+        .route("/availability", get(hosts::availability))
         .route("/audit", get(hosts::audit))
         .route(
             "/quotas/{username}",
@@ -60,6 +61,11 @@ pub fn router() -> Router<AppState> {
                 .delete(users::delete_pending),
         )
         .route("/users/{username}/approve", post(users::approve))
+        .route("/groups", get(users::groups))
+        .route(
+            "/groups/{name}",
+            axum::routing::put(users::set_group).delete(users::delete_group),
+        )
         .route("/me/password", post(accounts::change_password))
         .route(
             "/tokens",

@@ -128,3 +128,48 @@ pub async fn delete_pending(
     state.accounts.delete_pending(&actor, &username).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /api/v1/groups`: every group with its members (pool access names
+/// them as `@name`), and whether they can be changed here.
+pub async fn groups(
+    State(state): State<AppState>,
+    Caller(_user): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let groups = state.accounts.groups().await?;
+    Ok(Json(json!({
+        "groups": groups,
+        "editable": state.accounts.groups_editable(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBody {
+    members: Vec<String>,
+}
+
+/// `PUT /api/v1/groups/{name} {"members": ["ana", …]}`: replaces a group's
+/// members (admins; built-in directory only).
+pub async fn set_group(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(name): Path<String>,
+    body: Result<Json<GroupBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
+    let group = state
+        .accounts
+        .set_group(&actor, &name, &body.members)
+        .await?;
+    Ok(Json(json!({ "group": group })))
+}
+
+/// `DELETE /api/v1/groups/{name}`: removes every member (and so the group).
+pub async fn delete_group(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.accounts.set_group(&actor, &name, &[]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

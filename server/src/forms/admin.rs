@@ -85,3 +85,64 @@ pub async fn act(
         Err(err) => to(back, &[("err", general_message(err))]),
     }
 }
+
+#[derive(Deserialize)]
+pub struct GroupForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    /// Usernames separated by spaces, commas or new lines; empty removes
+    /// the group.
+    #[serde(default)]
+    members: String,
+}
+
+/// `POST /admin/groups`: sets a group's members from the users page.
+pub async fn set_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<GroupForm>, FormRejection>,
+) -> Redirect {
+    const BACK: &str = "/admin/users#groups";
+    let Ok(Form(form)) = form else {
+        return to(
+            BACK,
+            &[("err", "The form could not be read; please try again.")],
+        );
+    };
+    let session = match signed_in(&state, &headers, &form.csrf, BACK).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let members: Vec<String> = form
+        .members
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .collect();
+    match state
+        .accounts
+        .set_group(&session.user, &form.name, &members)
+        .await
+    {
+        Ok(group) if group.members.is_empty() => to(
+            BACK,
+            &[("notice", format!("The group “{}” is gone.", group.name))],
+        ),
+        Ok(group) => to(
+            BACK,
+            &[(
+                "notice",
+                format!(
+                    "The group “{}” has {} member{}; pools name it as @{}.",
+                    group.name,
+                    group.members.len(),
+                    if group.members.len() == 1 { "" } else { "s" },
+                    group.name
+                ),
+            )],
+        ),
+        Err(err) => to(BACK, &[("err", general_message(err))]),
+    }
+}

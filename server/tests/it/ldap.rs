@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::support::app::TestApp;
 use crate::support::slapd::{
-    DISABLED_GROUP, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SERVICE_SIZE_LIMIT, Slapd, Tls,
+    DISABLED_GROUP, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SERVICE_SIZE_LIMIT, SUFFIX, Slapd, Tls,
 };
 
 const PASSWORD: &str = "correct horse battery";
@@ -860,5 +860,111 @@ async fn disabled_accounts_are_locked_in_the_directory_itself() {
     assert!(locked_time(&slapd, "ana").is_empty());
     assert!(slapd.whoami(&dn("ana"), PASSWORD).is_some());
     assert_eq!(me_status(&app, "ana").await, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pools_open_to_ldap_groups_follow_the_directory() {
+    let slapd = slapd().await;
+    // A posixGroup naming ana by uid, a groupOfNames naming rui by DN.
+    slapd.add(&format!(
+        "dn: cn=hpc,ou=groups,{SUFFIX}\nobjectClass: posixGroup\ncn: hpc\ngidNumber: 5000\nmemberUid: ana\n\n\
+         dn: cn=vision,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: vision\nmember: {}\n",
+        dn("rui")
+    ));
+    let mut ldap = slapd.ldap_config();
+    ldap.groups_dn = Some(format!("ou=groups,{SUFFIX}"));
+    let (app, _config) = app(ldap.clone()).await;
+    for (name, role) in [
+        ("boss", Role::Admin),
+        ("ana", Role::User),
+        ("rui", Role::User),
+    ] {
+        app.add_user(name, role).await;
+    }
+
+    let directory = Ldap::new(ldap);
+    assert_eq!(directory.groups_of("ana").await.unwrap(), ["hpc"]);
+    assert_eq!(directory.groups_of("rui").await.unwrap(), ["vision"]);
+    assert!(directory.groups_of("boss").await.unwrap().is_empty());
+
+    let res = app
+        .as_user(reqwest::Method::GET, "ana", "/api/v1/groups")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["editable"], false);
+    let groups: Vec<(String, Value)> = body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap().to_string(),
+                g["members"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        groups.contains(&("hpc".into(), json!(["ana"]))),
+        "{groups:?}"
+    );
+    assert!(
+        groups.contains(&("vision".into(), json!(["rui"]))),
+        "{groups:?}"
+    );
+
+    // Kept in LDAP: Bootler says where to change them.
+    let res = app
+        .as_user(reqwest::Method::PUT, "boss", "/api/v1/groups/hpc")
+        .json(&json!({"members": ["rui"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("LDAP"),
+        "{body}"
+    );
+
+    let res = app
+        .as_user(reqwest::Method::POST, "boss", "/api/v1/pools")
+        .json(&json!({"name": "gpu", "access": ["@hpc"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let pools = |who: &'static str| {
+        let req = app.as_user(reqwest::Method::GET, who, "/api/v1/availability");
+        async move {
+            let body: Value = req.send().await.unwrap().json().await.unwrap();
+            body["pools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["pool"]["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(pools("ana").await, ["gpu"]);
+    assert!(pools("rui").await.is_empty());
+    let allocate = |who: &'static str| {
+        app.as_user(reqwest::Method::POST, who, "/api/v1/hosts/allocate")
+            .json(&json!({"pool": "gpu"}))
+            .send()
+    };
+    // Ana may draw from it (it is only empty); rui may not.
+    assert_eq!(allocate("ana").await.unwrap().status(), 409);
+    assert_eq!(allocate("rui").await.unwrap().status(), 403);
+
+    // Into the group in LDAP: rui may draw at once.
+    slapd.modify(&format!(
+        "dn: cn=hpc,ou=groups,{SUFFIX}\nchangetype: modify\nadd: memberUid\nmemberUid: rui\n"
+    ));
+    assert_eq!(pools("rui").await, ["gpu"]);
+    assert_eq!(allocate("rui").await.unwrap().status(), 409);
     app.stop().await;
 }

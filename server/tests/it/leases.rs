@@ -235,6 +235,66 @@ both_engines! {
         assert_eq!((status, body["quota"]["max_hosts"].clone()), (200, Value::Null));
         assert_eq!(send(as_ana(Method::POST, "/api/v1/hosts/allocate").json(&json!({}))).await.0, 200);
     }
+
+    async fn groups_open_pools_and_others_see_only_taken_until(app: TestApp) {
+        app.add_user("boss", Role::Admin).await;
+        let ids = lab(app, 2).await;
+        let ana = person_with_token(app, "ana").await;
+        let rui = person_with_token(app, "rui").await;
+        let call = |token: &str, method: Method, path: &str| {
+            app.client.request(method, format!("{}{path}", app.url)).bearer_auth(token)
+        };
+        let boss = |method: Method, path: &str| app.as_user(method, "boss", path);
+        // Groups: admins only, known people, a well-formed name.
+        let (status, body) = send(call(&ana, Method::PUT, "/api/v1/groups/hpc").json(&json!({"members": ["ana"]}))).await;
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = send(boss(Method::PUT, "/api/v1/groups/hpc").json(&json!({"members": ["ana", "nobody"]}))).await;
+        assert_eq!(status, 422, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("nobody"), "{body}");
+        let (status, _) = send(boss(Method::PUT, "/api/v1/groups/-x").json(&json!({"members": ["ana"]}))).await;
+        assert_eq!(status, 422);
+        let (status, body) = send(boss(Method::PUT, "/api/v1/groups/hpc").json(&json!({"members": ["ana", " ana", "rui"]}))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["group"]["members"], json!(["ana", "rui"]));
+        let (status, body) = send(boss(Method::PUT, "/api/v1/groups/hpc").json(&json!({"members": ["ana"]}))).await;
+        assert_eq!(status, 200, "{body}");
+        let (_, body) = send(call(&rui, Method::GET, "/api/v1/groups")).await;
+        assert_eq!(body, json!({"groups": [{"name": "hpc", "members": ["ana"]}], "editable": true}));
+
+        // The pool opens to the group only.
+        let (status, body) = send(boss(Method::PUT, "/api/v1/pools/lab").json(&json!({"access": ["@hpc"]}))).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = send(call(&rui, Method::POST, "/api/v1/hosts/allocate").json(&json!({"pool": "lab"}))).await;
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = send(call(&ana, Method::POST, "/api/v1/hosts/allocate").json(&json!({"pool": "lab"}))).await;
+        assert_eq!(status, 200, "{body}");
+        let taken = body["host"]["id"].as_i64().unwrap();
+        let ends = body["host"]["lease_ends_at"].clone();
+        assert!(ends.is_string(), "{body}");
+
+        // Rui (back in the group) sees it taken and until when, not by whom.
+        let (status, _) = send(boss(Method::PUT, "/api/v1/groups/hpc").json(&json!({"members": ["ana", "rui"]}))).await;
+        assert_eq!(status, 200);
+        let (_, seen) = send(call(&rui, Method::GET, "/api/v1/availability")).await;
+        let slots = seen["pools"][0]["hosts"].as_array().unwrap().clone();
+        assert_eq!(slots.len(), 2, "{seen}");
+        let slot = slots.iter().find(|s| s["status"] == "taken").unwrap();
+        assert_eq!((slot["id"].clone(), slot["holder"].clone(), slot["until"].clone()), (Value::Null, Value::Null, ends.clone()));
+        assert_eq!(slots.iter().filter(|s| s["status"] == "free").count(), 1);
+        assert!(!seen.to_string().contains("\"ana\""), "the holder leaks: {seen}");
+        let (_, hers) = send(call(&ana, Method::GET, "/api/v1/availability")).await;
+        let slot = hers["pools"][0]["hosts"].as_array().unwrap().iter().find(|s| s["status"] == "yours").cloned().unwrap();
+        assert_eq!(slot["id"].as_i64(), Some(taken));
+        let (_, all) = send(boss(Method::GET, "/api/v1/availability")).await;
+        let slot = all["pools"][0]["hosts"].as_array().unwrap().iter().find(|s| s["status"] == "taken").cloned().unwrap();
+        assert_eq!(slot["holder"], "ana");
+        assert!(ids.contains(&taken));
+
+        // The group is gone: Rui no longer sees the pool.
+        assert_eq!(send(boss(Method::DELETE, "/api/v1/groups/hpc")).await.0, 204);
+        let (_, seen) = send(call(&rui, Method::GET, "/api/v1/availability")).await;
+        assert_eq!(seen, json!({"pools": []}));
+    }
 }
 
 /// Moves a lease's end to `hours` from now, in the database.

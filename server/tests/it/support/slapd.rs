@@ -502,10 +502,19 @@ impl Slapd {
 
     /// `ldapadd` as the root DN.
     pub fn add(&self, ldif: &str) {
-        let path = self.dir.path().join("add.ldif");
+        self.change("ldapadd", ldif);
+    }
+
+    /// `ldapmodify` as the root DN (`changetype:` records).
+    pub fn modify(&self, ldif: &str) {
+        self.change("ldapmodify", ldif);
+    }
+
+    fn change(&self, program: &str, ldif: &str) {
+        let path = self.dir.path().join("change.ldif");
         std::fs::write(&path, ldif).unwrap();
         run(
-            Command::new(tool("ldapadd"))
+            Command::new(tool(program))
                 .args([
                     "-x",
                     "-H",
@@ -517,7 +526,7 @@ impl Slapd {
                     "-f",
                 ])
                 .arg(&path),
-            "ldapadd",
+            program,
         );
     }
 }
