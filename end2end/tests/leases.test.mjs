@@ -194,6 +194,13 @@ for (const javaScriptEnabled of [true, false]) {
       await page.locator('#groups').getByRole('button', { name: 'Save group' }).click();
       await page.getByText('The group “hpc” has 2 members; pools name it as @hpc.').waitFor();
       assert.equal(await page.locator('#groups tbody tr').innerText(), '@hpc\tana, rui');
+      // A node limit for Ana, on the same page.
+      await page.getByLabel('Node limit of ana', { exact: true }).fill('1');
+      await page.getByRole('button', { name: 'Set the node limit of ana' }).click();
+      await page.getByText('“ana” may now hold at most 1 node.').waitFor();
+      assert.match(await page.locator("tr", { hasText: "ana@uminho.pt" }).innerText(), /0 held, limit/);
+      assert.equal(await page.getByLabel("Node limit of ana", { exact: true }).inputValue(), "1");
+      assert.equal((await api('GET', '/api/v1/quotas/ana')).quota.max_hosts, 1);
       await page.screenshot({ path: screenshotPath(`groups-${mode}`), fullPage: true });
 
       await page.goto(`${server.url}/pools/gpu`);
@@ -212,15 +219,18 @@ for (const javaScriptEnabled of [true, false]) {
       await ana.getByRole('link', { name: 'Which nodes are taken, and until when' }).click();
       await ana.getByRole('heading', { name: 'Availability' }).waitFor();
       const row = ana.locator('#pool-gpu tbody tr', { hasText: 'gpu1' });
-      assert.match(await row.locator('.slot').innerText(), /^taken until \d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
+      const label = await row.locator('.slot').innerText();
+      const until = label.match(/^taken until (\d{4}-\d\d-\d\d) \d\d:\d\d UTC$/);
+      assert.ok(until, label);
       assert.equal(await row.getByRole('link').count(), 0, 'not hers to open');
       assert.doesNotMatch(await ana.locator('main').innerText(), /rui/);
-      // Taken today, free again after the lease's end (24 hours).
+      // Taken from today until the day the lease ends, free after.
       const days = await row.locator('td.day').evaluateAll((cells) => cells.map((c) => c.className));
       assert.equal(days.length, 14);
-      assert.ok(days[0].includes('day-taken') || days[0].includes('day-ends'), days[0]);
-      assert.ok(days.slice(1, 3).some((d) => d.includes('day-ends')), days.join());
-      assert.equal(days[13], 'day');
+      const today = new Date().toISOString().slice(0, 10);
+      const end = (Date.parse(until[1]) - Date.parse(today)) / 86_400_000;
+      assert.ok(end >= 1 && end < 13, `${today} → ${until[1]}`);
+      assert.deepEqual(days, days.map((_, i) => (i < end ? 'day day-taken' : i === end ? 'day day-ends' : 'day')));
       await ana.screenshot({ path: screenshotPath(`availability-${mode}`), fullPage: true });
       assert.deepEqual(anaErrors, []);
 

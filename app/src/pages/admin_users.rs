@@ -99,7 +99,7 @@ fn Users(list: UsersPage, search: String, status: String) -> impl IntoView {
         .users
         .iter()
         .map(
-            |user| view! { <UserRow user=user.clone() csrf=list.csrf.clone() back=back.clone() /> },
+            |user| view! { <UserRow user=user.clone() csrf=list.csrf.clone() back=back.clone() default_quota=list.default_quota /> },
         )
         .collect_view();
     let summary = match list.total {
@@ -151,6 +151,7 @@ fn Users(list: UsersPage, search: String, status: String) -> impl IntoView {
                             <th scope="col">"Role"</th>
                             <th scope="col">"Status"</th>
                             <th scope="col">"Registered"</th>
+                            <th scope="col">"Nodes"</th>
                             <th scope="col"><span class="sr-only">"Actions"</span></th>
                         </tr>
                     </thead>
@@ -165,6 +166,56 @@ fn Users(list: UsersPage, search: String, status: String) -> impl IntoView {
             error=list.groups_error.clone()
             csrf=list.csrf.clone()
         />
+    }
+}
+
+/// How many nodes a person holds, and their limit with a form to change it
+/// (empty: the default).
+#[component]
+fn Quota(
+    username: String,
+    held: i64,
+    max_hosts: Option<i32>,
+    default_quota: u32,
+    csrf: String,
+    back: String,
+) -> impl IntoView {
+    // The limit in force, for the hint; the field shows the own limit.
+    let in_force = match max_hosts {
+        Some(n) => n.max(0) as u32,
+        None => default_quota,
+    };
+    let title = match (max_hosts, in_force) {
+        (None, 0) => "The default: no limit".to_string(),
+        (None, n) => format!("The default: at most {n}"),
+        (Some(_), 0) => "No limit".to_string(),
+        (Some(_), n) => format!("At most {n}"),
+    };
+    let placeholder = if default_quota == 0 {
+        "no limit".to_string()
+    } else {
+        format!("{default_quota}")
+    };
+    let id = format!("quota-{username}");
+    view! {
+        <form method="post" action=format!("/admin/users/{}/quota", encode(&username)) class="inline-form quota">
+            <input type="hidden" name="csrf" value=csrf />
+            <input type="hidden" name="back" value=back />
+            <span class="hint" title=title>{format!("{held} held, limit")}</span>
+            <label for=id.clone() class="sr-only">{format!("Node limit of {username}")}</label>
+            <input
+                id=id
+                name="max_hosts"
+                type="number"
+                min="0"
+                max="10000"
+                value=max_hosts.map(|n| n.to_string()).unwrap_or_default()
+                placeholder=placeholder
+            />
+            <button type="submit" class="button button-small button-quiet" aria-label=format!("Set the node limit of {username}")>
+                "Set"
+            </button>
+        </form>
     }
 }
 
@@ -241,9 +292,10 @@ fn Groups(
 }
 
 #[component]
-fn UserRow(user: UserView, csrf: String, back: String) -> impl IntoView {
+fn UserRow(user: UserView, csrf: String, back: String, default_quota: u32) -> impl IntoView {
     let action = format!("/admin/users/{}", encode(&user.username));
     let name = user.username.clone();
+    let (csrf_quota, back_quota) = (csrf.clone(), back.clone());
     let button = move |value: &'static str, label: &'static str, quiet: bool| {
         view! {
             <button
@@ -297,6 +349,16 @@ fn UserRow(user: UserView, csrf: String, back: String) -> impl IntoView {
             <td>{if user.admin { "admin" } else { "user" }}</td>
             <td><span class=status_class>{user.status.clone()}</span></td>
             <td>{user.registered.clone()}</td>
+            <td>
+                <Quota
+                    username=user.username.clone()
+                    held=user.held
+                    max_hosts=user.max_hosts
+                    default_quota
+                    csrf=csrf_quota
+                    back=back_quota
+                />
+            </td>
             <td class="actions">{actions}</td>
         </tr>
     }

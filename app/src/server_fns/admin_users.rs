@@ -16,6 +16,10 @@ pub struct UserView {
     pub status: String,
     pub registered: String,
     pub is_you: bool,
+    /// Nodes held now.
+    pub held: i64,
+    /// The account's own node limit (`None`: the default; 0: no limit).
+    pub max_hosts: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +33,8 @@ pub struct UsersPage {
     pub pending: i64,
     /// Goes back in the forms.
     pub csrf: String,
+    /// `leases.max_hosts_per_user` (0: no limit).
+    pub default_quota: u32,
     /// The directory's groups (pool access names them as `@name`).
     pub groups: Vec<GroupView>,
     /// Groups are kept here (built-in directory), not in LDAP.
@@ -100,7 +106,33 @@ pub async fn admin_users(
             Some(format!("The groups could not be read: {e}")),
         ),
     };
+    let hosts = use_context::<bootler_domain::hosts::Hosts>()
+        .ok_or_else(|| ServerFnError::new("hosts service missing"))?;
+    let host_actor = bootler_domain::hosts::Actor {
+        user_id: actor.id,
+        username: actor.username.clone(),
+        admin: true,
+    };
+    let mut users = Vec::with_capacity(list.users.len());
+    for u in list.users {
+        let quota = hosts
+            .quota(&host_actor, &u.username)
+            .await
+            .map_err(|e| ServerFnError::new(e.to_string()))?;
+        users.push(UserView {
+            is_you: u.id == actor.id,
+            username: u.username,
+            display_name: u.display_name,
+            email: u.email,
+            admin: u.role == Role::Admin,
+            status: u.status.as_str().to_string(),
+            registered: when(u.created_at),
+            held: quota.held,
+            max_hosts: quota.max_hosts,
+        });
+    }
     Ok(Some(UsersPage {
+        default_quota: hosts.settings().max_hosts_per_user,
         groups: groups
             .into_iter()
             .map(|g| GroupView {
@@ -110,19 +142,7 @@ pub async fn admin_users(
             .collect(),
         groups_editable: accounts.groups_editable(),
         groups_error,
-        users: list
-            .users
-            .into_iter()
-            .map(|u| UserView {
-                is_you: u.id == actor.id,
-                username: u.username,
-                display_name: u.display_name,
-                email: u.email,
-                admin: u.role == Role::Admin,
-                status: u.status.as_str().to_string(),
-                registered: when(u.created_at),
-            })
-            .collect(),
+        users,
         pages: (list.total + PAGE_SIZE - 1) / PAGE_SIZE,
         total: list.total,
         page,

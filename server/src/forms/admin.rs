@@ -146,3 +146,70 @@ pub async fn set_group(
         Err(err) => to(BACK, &[("err", general_message(err))]),
     }
 }
+
+#[derive(Deserialize)]
+pub struct QuotaForm {
+    #[serde(default)]
+    csrf: String,
+    /// Empty: the default.
+    #[serde(default)]
+    max_hosts: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// `POST /admin/users/{username}/quota`: a person's node limit.
+pub async fn set_quota(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+    form: Result<Form<QuotaForm>, FormRejection>,
+) -> Redirect {
+    let Ok(Form(form)) = form else {
+        return to(
+            "/admin/users",
+            &[("err", "The form could not be read; please try again.")],
+        );
+    };
+    let back = safe_back(&form.back);
+    let session = match signed_in(&state, &headers, &form.csrf, back).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let max_hosts = match form.max_hosts.trim() {
+        "" => None,
+        text => match text.parse::<i32>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return to(
+                    back,
+                    &[(
+                        "err",
+                        format!(
+                            "“{}” is not a number of nodes: give a whole number from 0 (no limit), or leave it empty for the default.",
+                            text.chars().take(20).collect::<String>()
+                        ),
+                    )],
+                );
+            }
+        },
+    };
+    let actor = crate::api::hosts::actor(&session.user);
+    match state.hosts.set_quota(&actor, &username, max_hosts).await {
+        Ok(quota) => {
+            let limit = match quota.max_hosts {
+                None => "the default".to_string(),
+                Some(0) => "no limit".to_string(),
+                Some(n) => format!("at most {n} node{}", if n == 1 { "" } else { "s" }),
+            };
+            to(
+                back,
+                &[(
+                    "notice",
+                    format!("“{}” may now hold {limit}.", quota.username),
+                )],
+            )
+        }
+        Err(err) => to(back, &[("err", general_message(err))]),
+    }
+}

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .route("/admin/users/{username}", post(admin::act))
         .route("/admin/groups", post(admin::set_group))
+        .route("/admin/users/{username}/quota", post(admin::set_quota))
         .route("/jobs/diagnostic", post(jobs::diagnostic))
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
