@@ -21,7 +21,7 @@ CARGO_LEPTOS_VERSION=0.3.11
 # and the browser tests.
 apt_run=(gcc libc6-dev pkg-config ca-certificates)
 # test: the real peers the test suite starts on loopback.
-apt_test=(postgresql slapd ldap-utils openssl chromium fonts-liberation python3-aiosmtpd qemu-system-x86 ipxe-qemu python3-minimal debconf)
+apt_test=(postgresql slapd ldap-utils openssl chromium fonts-liberation python3-aiosmtpd qemu-system-x86 ipxe-qemu openipmi ipmitool python3-minimal debconf)
 
 packages=("${apt_run[@]}")
 [ "$mode" = test ] && packages+=("${apt_test[@]}")

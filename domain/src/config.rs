@@ -55,6 +55,54 @@ pub struct Config {
     pub boot: BootConfig,
     /// Leases of bare-metal nodes.
     pub leases: LeasesConfig,
+    /// Power control of bare-metal nodes (IPMI, Wake-on-LAN).
+    pub power: PowerConfig,
+}
+
+/// Power control: timeouts, the pace of power-ons, and the key that seals
+/// BMC passwords.
+#[serde_as]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PowerConfig {
+    /// The key sealing BMC passwords at rest (32 bytes, base64, one line).
+    /// Created on first start when missing; every replica needs the same
+    /// file. Defaults to `<data_dir>/power.key`.
+    pub secret_key_file: Option<PathBuf>,
+    /// Power-ons per pool within `starts_window_seconds` (more wait their
+    /// turn), so a rack does not hit DHCP, TFTP and Bootler at once.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub starts_per_window: u32,
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub starts_window_seconds: u64,
+    /// How long one IPMI message waits for its answer, in milliseconds,
+    /// and how often it is sent again.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub ipmi_timeout_ms: u64,
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub ipmi_retries: u32,
+    /// How long an action waits for the state it asked for before it says
+    /// "sent" rather than "confirmed", in seconds.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub confirm_seconds: u64,
+    /// How often the power state of hosts with a readable driver is
+    /// polled, in seconds; 0: never.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub poll_seconds: u64,
+}
+
+impl Default for PowerConfig {
+    fn default() -> Self {
+        PowerConfig {
+            secret_key_file: None,
+            starts_per_window: 5,
+            starts_window_seconds: 10,
+            ipmi_timeout_ms: 1000,
+            ipmi_retries: 2,
+            confirm_seconds: 20,
+            poll_seconds: 300,
+        }
+    }
 }
 
 /// Leases: quotas and reminders.
@@ -479,6 +527,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             boot: BootConfig::default(),
             leases: LeasesConfig::default(),
+            power: PowerConfig::default(),
         }
     }
 }
@@ -543,6 +592,18 @@ impl Config {
         for network in &self.boot.allowed_networks {
             crate::hosts::Network::parse(network)
                 .map_err(|reason| invalid("boot.allowed_networks", reason))?;
+        }
+        if self.power.starts_per_window == 0 || self.power.starts_window_seconds == 0 {
+            return Err(invalid(
+                "power.starts_per_window",
+                "and power.starts_window_seconds must be at least 1".to_string(),
+            ));
+        }
+        if self.power.ipmi_timeout_ms == 0 {
+            return Err(invalid(
+                "power.ipmi_timeout_ms",
+                "must be at least 1".to_string(),
+            ));
         }
         if self.leases.sweep_seconds == 0 {
             return Err(invalid(
@@ -660,6 +721,14 @@ impl Config {
     }
 
     /// The outbox folder for mail.
+    /// The key file sealing secrets at rest.
+    pub fn power_key_file(&self) -> PathBuf {
+        self.power
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("power.key"))
+    }
+
     pub fn outbox_dir(&self) -> PathBuf {
         self.mail
             .outbox_dir

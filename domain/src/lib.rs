@@ -10,6 +10,7 @@ pub mod directory;
 pub mod hosts;
 pub mod jobs;
 pub mod mail;
+pub mod power;
 pub mod secret;
 pub mod ssh_key;
 pub mod templates;

@@ -113,7 +113,8 @@ impl Server {
                 "no administrator yet: create one with `bootler user add --admin <username> --email <address>`"
             );
         }
-        let jobs = services::jobs(&config, &db);
+        let secrets = services::secrets(&config)?;
+        let jobs = services::jobs(&config, &db, &secrets);
         let hosts = services::hosts(&config, &db, jobs.events().clone())?;
         let templates = bootler_domain::templates::Templates::new(db.clone());
         // Another replica starting at the same moment may win the race;
@@ -126,6 +127,7 @@ impl Server {
             Err(err) => tracing::warn!(error = %err, "could not add the shipped templates"),
         }
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+        let pace = services::pace(&config);
         let state = AppState::new(state::Services {
             leptos: leptos_options(&config, addr),
             config: Arc::new(config),
@@ -134,6 +136,8 @@ impl Server {
             jobs,
             hosts,
             templates,
+            pace,
+            secrets,
             stopping,
             metrics: metrics::shared(),
         });

@@ -7,9 +7,12 @@ use std::time::Duration;
 use bootler_domain::accounts::{Accounts, Settings};
 use bootler_domain::config::{DirectoryKind, MailKind, SmtpTlsMode};
 use bootler_domain::directory::{Builtin, Ldap, SharedDirectory};
+use bootler_domain::hosts::power::Pace;
 use bootler_domain::hosts::{BootSettings, Hosts, Network};
+use bootler_domain::jobs::kinds::power::PowerJob;
 use bootler_domain::jobs::{self, Events, Jobs};
 use bootler_domain::mail::{Outbox, SharedMailer, Smtp, SmtpSettings, SmtpTls};
+use bootler_domain::power::sealed::SecretBox;
 use bootler_domain::templates::{Sandbox, WorkerLimits};
 use bootler_domain::{Config, Db};
 
@@ -61,12 +64,33 @@ pub fn accounts(config: &Config, db: &Db) -> anyhow::Result<Accounts> {
     ))
 }
 
+/// The key sealing secrets at rest (BMC passwords).
+pub fn secrets(config: &Config) -> anyhow::Result<SecretBox> {
+    SecretBox::from_file(&config.power_key_file()).map_err(anyhow::Error::msg)
+}
+
+/// How power-ons are paced per pool.
+pub fn pace(config: &Config) -> Pace {
+    Pace {
+        per_window: config.power.starts_per_window.max(1),
+        window: chrono::Duration::seconds(config.power.starts_window_seconds.max(1) as i64),
+    }
+}
+
 /// The job queue with every kind this build knows.
-pub fn jobs(config: &Config, db: &Db) -> Jobs {
+pub fn jobs(config: &Config, db: &Db, secrets: &SecretBox) -> Jobs {
+    let events = Events::new(db.clone());
     Jobs::new(
         db.clone(),
-        jobs::kinds::builtin(),
-        Events::new(db.clone()),
+        jobs::kinds::builtin().with(PowerJob {
+            db: db.clone(),
+            events: events.clone(),
+            secrets: secrets.clone(),
+            ipmi_timeout: Duration::from_millis(config.power.ipmi_timeout_ms.max(1)),
+            ipmi_retries: config.power.ipmi_retries,
+            confirm: Duration::from_secs(config.power.confirm_seconds),
+        }),
+        events,
         jobs::Settings::from_config(&config.jobs),
     )
 }

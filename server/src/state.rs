@@ -37,6 +37,10 @@ pub struct Services {
     pub jobs: Jobs,
     pub hosts: Hosts,
     pub templates: Templates,
+    /// Seals BMC passwords at rest.
+    pub secrets: bootler_domain::power::sealed::SecretBox,
+    /// How power-ons are paced per pool.
+    pub pace: bootler_domain::hosts::power::Pace,
     /// Turns true when the server is shutting down: long-lived connections
     /// (WebSockets) close so the graceful shutdown can finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,

@@ -22,6 +22,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("extend", "Extended"),
     ("mark", "Marked"),
     ("unmark", "Unmarked"),
+    ("power", "Power"),
 ];
 
 fn action_label(action: &str) -> &'static str {

@@ -409,6 +409,7 @@ fn Host(detail: HostInfo) -> impl IntoView {
         <div class="sections">
             <Lease detail=detail.clone() />
             <Install detail=detail.clone() />
+            <Power detail=detail.clone() />
             <BootOptions detail=detail.clone() />
             <Timeline id=host.id initial=detail.timeline.clone() />
         </div>
@@ -492,6 +493,129 @@ fn Lease(detail: HostInfo) -> impl IntoView {
             <p data-testid="lease-text">{text}</p>
             {(extend.is_some() || release.is_some()).then(|| view! { <div class="card-actions">{extend}{release}</div> })}
             {lend}
+        </section>
+    }
+}
+
+/// The node's power: its state, the last action, the buttons; and for
+/// administrators, how the power is reached.
+#[component]
+fn Power(detail: HostInfo) -> impl IntoView {
+    let host = detail.host.clone();
+    let power = detail.power.clone();
+    let may = detail.holds || detail.admin;
+    let state = match (&power.state, &power.state_at) {
+        (Some(state), Some(at)) => format!("Power {state} (read {at})."),
+        _ if power.drivers.is_empty() => {
+            "No power driver yet: the node is started by hand.".to_string()
+        }
+        _ => "Power state unknown (Wake-on-LAN cannot read it).".to_string(),
+    };
+    let last = power.action.clone().map(|action| {
+        let result = match power.result.as_deref() {
+            Some("queued") => "queued".to_string(),
+            Some("sent") => "sent; not confirmed by a state read".to_string(),
+            Some("confirmed") => "confirmed".to_string(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        format!(
+            "Last: power {action}, {}, {result}.",
+            power.action_at.clone().unwrap_or_default()
+        )
+    });
+    let labels = [
+        ("on", "Power on", false),
+        ("cycle", "Restart", true),
+        ("soft", "Shut down", true),
+        ("off", "Power off", true),
+        ("wake", "Wake (Wake-on-LAN)", false),
+    ];
+    let buttons = labels
+        .into_iter()
+        .filter(|(action, _, _)| power.actions.iter().any(|a| a == action))
+        .map(|(action, label, quiet)| {
+            view! {
+                <form method="post" action=format!("/hosts/{}/power", host.id) class="inline-form">
+                    <input type="hidden" name="csrf" value=detail.csrf.clone() />
+                    <input type="hidden" name="action" value=action />
+                    <button type="submit" class="button" class:button-quiet=quiet data-testid=format!("power-{action}")>
+                        {label}
+                    </button>
+                </form>
+            }
+        })
+        .collect_view();
+    let reinstall = (!power.drivers.is_empty() && host.pool.is_some() && detail.system.is_some()).then(|| {
+        view! {
+            <form method="post" action=format!("/hosts/{}/reinstall", host.id) class="inline-form">
+                <input type="hidden" name="csrf" value=detail.csrf.clone() />
+                <button type="submit" class="button button-quiet" data-testid="reinstall">"Reinstall now"</button>
+            </form>
+        }
+    });
+    let settings = detail.admin.then(|| {
+        let p = power.clone();
+        view! {
+            <details class="power-settings" open=p.drivers.is_empty()>
+                <summary>"How Bootler reaches its power (administrators)"</summary>
+                <form method="post" action=format!("/hosts/{}/power-drivers", host.id) class="form">
+                    <input type="hidden" name="csrf" value=detail.csrf.clone() />
+                    <p class="hint">
+                        "IPMI (a BMC, IPMI 2.0 lanplus) is tried first; Wake-on-LAN can only start the node. Leave the BMC address empty and untick Wake-on-LAN for none."
+                    </p>
+                    <div class="form-row">
+                        <div class="field">
+                            <label for="ipmi-address">"BMC address"</label>
+                            <input id="ipmi-address" name="ipmi_address" value=p.ipmi_address.clone() placeholder="10.0.0.5" />
+                        </div>
+                        <div class="field">
+                            <label for="ipmi-port">"BMC port"</label>
+                            <input id="ipmi-port" name="ipmi_port" type="number" min="1" max="65535" value=p.ipmi_port.clone() placeholder="623" />
+                        </div>
+                    </div>
+                    <div class="form-row">
+                        <div class="field">
+                            <label for="ipmi-username">"BMC user"</label>
+                            <input id="ipmi-username" name="ipmi_username" value=p.ipmi_username.clone() autocomplete="off" />
+                        </div>
+                        <div class="field">
+                            <label for="ipmi-password">"BMC password"</label>
+                            <input
+                                id="ipmi-password"
+                                name="ipmi_password"
+                                type="password"
+                                autocomplete="new-password"
+                                placeholder=if p.ipmi_password_set { "kept (type to change)" } else { "" }
+                            />
+                        </div>
+                    </div>
+                    <div class="field field-check">
+                        <input id="wol" name="wol" type="checkbox" value="on" checked=p.wol />
+                        <label for="wol">"Wake-on-LAN"</label>
+                    </div>
+                    <div class="form-row">
+                        <div class="field">
+                            <label for="wol-broadcast">"Broadcast address"</label>
+                            <input id="wol-broadcast" name="wol_broadcast" value=p.wol_broadcast.clone() placeholder="255.255.255.255" />
+                        </div>
+                        <div class="field">
+                            <label for="wol-port">"UDP port"</label>
+                            <input id="wol-port" name="wol_port" type="number" min="1" max="65535" value=p.wol_port.clone() placeholder="9" />
+                        </div>
+                    </div>
+                    <button type="submit" class="button" data-testid="save-power">"Save power settings"</button>
+                </form>
+            </details>
+        }
+    });
+    view! {
+        <section class="card" aria-labelledby="power-title">
+            <h2 id="power-title">"Power"</h2>
+            <p data-testid="power-state">{state}</p>
+            {last.map(|l| view! { <p class="hint" data-testid="power-last">{l}</p> })}
+            {may.then(|| view! { <div class="card-actions">{buttons}{reinstall}</div> })}
+            {settings}
         </section>
     }
 }

@@ -67,6 +67,57 @@ fn summary(host: &bootler_domain::hosts::Host) -> HostSummary {
 }
 
 #[cfg(feature = "ssr")]
+fn power_info(power: &bootler_domain::hosts::HostPower) -> PowerInfo {
+    use super::account::when;
+    use bootler_domain::power::PowerAction;
+    use bootler_domain::power::settings::DriverSetting;
+    let mut info = PowerInfo {
+        drivers: power.drivers.iter().map(|d| d.kind().to_string()).collect(),
+        state: power.state.clone(),
+        state_at: power.state_at.map(when),
+        action: power.action.clone(),
+        action_at: power.action_at.map(when),
+        result: power.result.clone(),
+        actions: [
+            PowerAction::On,
+            PowerAction::Off,
+            PowerAction::Cycle,
+            PowerAction::Soft,
+            PowerAction::Wake,
+        ]
+        .into_iter()
+        .filter(|a| bootler_domain::hosts::power::can(&power.drivers, *a))
+        .map(|a| a.as_str().to_string())
+        .collect(),
+        ..PowerInfo::default()
+    };
+    for driver in &power.drivers {
+        match driver {
+            DriverSetting::Ipmi {
+                address,
+                port,
+                username,
+                password,
+                ..
+            } => {
+                info.ipmi_address = address.clone();
+                info.ipmi_port = port.to_string();
+                info.ipmi_username = username.clone();
+                info.ipmi_password_set = password.is_some();
+            }
+            DriverSetting::Wol {
+                broadcast, port, ..
+            } => {
+                info.wol = true;
+                info.wol_broadcast = broadcast.clone().unwrap_or_default();
+                info.wol_port = port.map(|p| p.to_string()).unwrap_or_default();
+            }
+        }
+    }
+    info
+}
+
+#[cfg(feature = "ssr")]
 fn hosts_service() -> Result<bootler_domain::hosts::Hosts, ServerFnError> {
     use_context::<bootler_domain::hosts::Hosts>()
         .ok_or_else(|| ServerFnError::new("hosts service missing"))
@@ -181,6 +232,30 @@ pub struct HostInfo {
     pub csrf: String,
     /// `boot.install_timeout_minutes`.
     pub install_timeout_minutes: u32,
+    pub power: PowerInfo,
+}
+
+/// A host's power as its page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PowerInfo {
+    /// `ipmi`, `wol`, in order.
+    pub drivers: Vec<String>,
+    /// The IPMI settings (administrators fill the form with them).
+    pub ipmi_address: String,
+    pub ipmi_port: String,
+    pub ipmi_username: String,
+    pub ipmi_password_set: bool,
+    pub wol: bool,
+    pub wol_broadcast: String,
+    pub wol_port: String,
+    /// `on`/`off` as last read, and when.
+    pub state: Option<String>,
+    pub state_at: Option<String>,
+    pub action: Option<String>,
+    pub action_at: Option<String>,
+    pub result: Option<String>,
+    /// Actions one of the drivers can do.
+    pub actions: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,6 +360,7 @@ pub async fn host_detail(id: String) -> Result<HostPageData, ServerFnError> {
             .collect(),
         csrf: session.csrf_token,
         install_timeout_minutes: timeout,
+        power: power_info(&host.power),
     })))
 }
 

@@ -36,6 +36,11 @@ impl Mac {
         self.to_string().replace(':', "-")
     }
 
+    /// The six bytes.
+    pub fn bytes(&self) -> [u8; 6] {
+        self.0
+    }
+
     /// `525400123456`, for default host names.
     pub fn compact(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()

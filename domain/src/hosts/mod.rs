@@ -10,6 +10,7 @@ mod leases;
 mod mac;
 mod network;
 mod pools;
+pub mod power;
 mod provision;
 pub mod scripts;
 #[cfg(test)]
@@ -105,6 +106,36 @@ pub struct Host {
     pub marked_by_id: Option<i64>,
     #[serde(skip)]
     pub pool_id: Option<i64>,
+    /// Its power drivers, the state last read and the last action.
+    pub power: HostPower,
+}
+
+/// A host's power, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostPower {
+    /// As stored (passwords sealed); shown without them.
+    pub drivers: Vec<crate::power::settings::DriverSetting>,
+    /// `on` or `off` as last read; none: never read (Wake-on-LAN only).
+    pub state: Option<String>,
+    pub state_at: Option<DateTime<Utc>>,
+    pub action: Option<String>,
+    pub action_at: Option<DateTime<Utc>>,
+    /// `queued`, `sent`, `confirmed`, or `failed: <reason>`.
+    pub result: Option<String>,
+}
+
+impl Serialize for HostPower {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde_json::json!({
+            "drivers": self.drivers.iter().map(|d| d.public()).collect::<Vec<_>>(),
+            "state": self.state,
+            "state_at": self.state_at,
+            "action": self.action,
+            "action_at": self.action_at,
+            "result": self.result,
+        })
+        .serialize(serializer)
+    }
 }
 
 /// A template chosen as a boot option.
@@ -222,6 +253,20 @@ pub struct HostChange {
     pub maintenance: Option<bool>,
 }
 
+impl HostChange {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.interface.is_none()
+            && self.vars.is_none()
+            && self.pool.is_none()
+            && self.system.is_none()
+            && self.unattended.is_none()
+            && self.macs.is_none()
+            && self.maintenance.is_none()
+    }
+}
+
 /// Which hosts to list.
 #[derive(Debug, Clone, Default)]
 pub struct HostFilter {
@@ -271,6 +316,12 @@ struct HostRow {
     lease_started_at: Option<DateTime<Utc>>,
     lease_ends_at: Option<DateTime<Utc>>,
     maintenance: bool,
+    power: String,
+    power_state: Option<String>,
+    power_state_at: Option<DateTime<Utc>>,
+    power_action: Option<String>,
+    power_action_at: Option<DateTime<Utc>>,
+    power_result: Option<String>,
     mac: Option<String>,
 }
 
@@ -312,6 +363,14 @@ fn group(rows: Vec<HostRow>) -> Vec<Host> {
             holder_id: row.holder_id,
             marked_by_id: row.marked_by_id,
             pool_id: row.pool_id,
+            power: HostPower {
+                drivers: serde_json::from_str(&row.power).unwrap_or_default(),
+                state: row.power_state,
+                state_at: row.power_state_at,
+                action: row.power_action,
+                action_at: row.power_action_at,
+                result: row.power_result,
+            },
         });
     }
     for host in &mut hosts {
@@ -328,7 +387,8 @@ macro_rules! select_hosts {
              h.last_seen_at, h.last_ip, h.state_changed_at, h.created_at, h.holder_id, \
              st.id AS system_id, st.name AS system_name, ut.id AS unattended_id, ut.name AS unattended_name, \
              mb.username AS marked_by, h.marked_by AS marked_by_id, h.pool_id, \
-             h.lease_started_at, h.lease_ends_at, h.maintenance, m.mac \
+             h.lease_started_at, h.lease_ends_at, h.maintenance, h.power, h.power_state, h.power_state_at, \
+             h.power_action, h.power_action_at, h.power_result, m.mac \
              FROM (",
             $inner,
             ") h LEFT JOIN pools p ON p.id = h.pool_id LEFT JOIN users u ON u.id = h.holder_id \

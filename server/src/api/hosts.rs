@@ -6,10 +6,13 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use bootler_domain::accounts::{Role, User};
+use bootler_domain::hosts::power::PowerRequest;
 use bootler_domain::hosts::{
     Actor, AllocateRequest, AuditFilter, HostChange, HostFilter, HostState, HostsError, Mac,
     PoolChange, TemplateChoice,
 };
+use bootler_domain::power::PowerAction;
+use bootler_domain::power::settings::{DriverSetting, settle};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -152,6 +155,8 @@ pub struct Change {
     unattended: Option<Option<Choice>>,
     macs: Option<Vec<String>>,
     maintenance: Option<bool>,
+    /// Administrators: the power drivers, tried in order.
+    power: Option<Vec<DriverSetting>>,
 }
 
 /// `PUT /api/v1/hosts/{id}`: any of `name`, `interface`, `vars` (a JSON
@@ -166,25 +171,158 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let id = host_id(id)?;
     let Json(change) = body?;
-    let host = state
+    let actor = actor(&user);
+    let now = chrono::Utc::now();
+    // The power drivers are checked before anything else changes.
+    if let Some(power) = &change.power {
+        if !actor.admin {
+            return Err(ApiError::Forbidden(
+                "Only administrators set how a node's power is reached.".into(),
+            ));
+        }
+        let host = state
+            .hosts
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("There is no host {id}.")))?;
+        settle(power.clone(), &host.power.drivers, &state.secrets)
+            .map_err(ApiError::Unprocessable)?;
+    }
+    let others = HostChange {
+        name: change.name,
+        interface: change.interface,
+        vars: change.vars,
+        pool: change.pool,
+        system: change.system.map(|c| c.map(Into::into)),
+        unattended: change.unattended.map(|c| c.map(Into::into)),
+        macs: change.macs,
+        maintenance: change.maintenance,
+    };
+    let mut host = match (&change.power, others.is_empty()) {
+        (Some(_), true) => None,
+        _ => Some(state.hosts.update(id, others, &actor, now).await?),
+    };
+    if let Some(power) = change.power {
+        host = Some(
+            state
+                .hosts
+                .set_power(&actor, id, power, &state.secrets, now)
+                .await?,
+        );
+    }
+    Ok(Json(json!({ "host": host })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerBody {
+    action: String,
+    /// Boot from the network once first (where the driver can).
+    #[serde(default)]
+    pxe: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkPowerBody {
+    hosts: Vec<i64>,
+    action: String,
+    #[serde(default)]
+    pxe: bool,
+}
+
+fn power_action(text: &str) -> Result<PowerAction, ApiError> {
+    PowerAction::parse(text).ok_or_else(|| {
+        ApiError::Unprocessable(format!(
+            "“{}” is not a power action: use on, off, cycle, soft or wake.",
+            text.chars().take(20).collect::<String>()
+        ))
+    })
+}
+
+/// `POST /api/v1/hosts/{id}/power {"action": "on"|"off"|"cycle"|"soft"|"wake",
+/// "pxe"?}` → `202 {"job"}`: the holder or an admin; the job carries it out.
+pub async fn power(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<PowerBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = host_id(id)?;
+    let Json(body) = body?;
+    let request = PowerRequest {
+        action: power_action(&body.action)?,
+        pxe: body.pxe,
+    };
+    let mut jobs = state
         .hosts
-        .update(
-            id,
-            HostChange {
-                name: change.name,
-                interface: change.interface,
-                vars: change.vars,
-                pool: change.pool,
-                system: change.system.map(|c| c.map(Into::into)),
-                unattended: change.unattended.map(|c| c.map(Into::into)),
-                macs: change.macs,
-                maintenance: change.maintenance,
-            },
+        .request_power(
+            &state.jobs,
             &actor(&user),
+            &[id],
+            request,
+            state.pace,
+            Some(&peer.ip().to_string()),
             chrono::Utc::now(),
         )
         .await?;
-    Ok(Json(json!({ "host": host })))
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": jobs.pop() }))))
+}
+
+/// `POST /api/v1/hosts/power {"hosts": [ids], "action", "pxe"?}` → `202
+/// {"jobs"}`: many at once, all or none; power-ons are paced per pool.
+pub async fn bulk_power(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Result<Json<BulkPowerBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    let request = PowerRequest {
+        action: power_action(&body.action)?,
+        pxe: body.pxe,
+    };
+    let jobs = state
+        .hosts
+        .request_power(
+            &state.jobs,
+            &actor(&user),
+            &body.hosts,
+            request,
+            state.pace,
+            Some(&peer.ip().to_string()),
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "jobs": jobs }))))
+}
+
+/// `POST /api/v1/hosts/{id}/reinstall` → `202 {"host", "job"}`: marks the
+/// host for a clean install (unless it is marked), boots it from the
+/// network once where the BMC can, and power-cycles it (powers it on if
+/// off; Wake-on-LAN wakes it).
+pub async fn reinstall(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (host, job) = state
+        .hosts
+        .reinstall(
+            &state.jobs,
+            &actor(&user),
+            host_id(id)?,
+            state.pace,
+            Some(&peer.ip().to_string()),
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "host": host, "job": job })),
+    ))
 }
 
 /// `POST /api/v1/hosts/{id}/mark`: a clean install on the next boot.

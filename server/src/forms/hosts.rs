@@ -7,7 +7,10 @@ use axum::http::HeaderMap;
 use axum::response::Redirect;
 use axum::routing::post;
 use axum::{Form, Router};
+use bootler_domain::hosts::power::PowerRequest;
 use bootler_domain::hosts::{HostChange, TemplateChoice};
+use bootler_domain::power::PowerAction;
+use bootler_domain::power::settings::DriverSetting;
 use serde::Deserialize;
 
 use super::{general_message, signed_in, to};
@@ -22,6 +25,9 @@ pub fn router() -> Router<AppState> {
         .route("/hosts/{id}/release", post(release))
         .route("/hosts/{id}/extend", post(extend))
         .route("/hosts/{id}/lend", post(lend))
+        .route("/hosts/{id}/power", post(power))
+        .route("/hosts/{id}/reinstall", post(reinstall))
+        .route("/hosts/{id}/power-drivers", post(power_drivers))
         .route("/hosts/allocate", post(allocate))
         .route("/pools", post(create_pool))
         .route("/pools/{name}", post(update_pool))
@@ -532,6 +538,221 @@ pub async fn update_pool(
             &[(
                 "notice",
                 format!("Saved the settings of pool {}.", pool.name),
+            )],
+        ),
+        Err(err) => to(&back, &[("err", general_message(err))]),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PowerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+}
+
+/// The host page and its form, for a host id in the path.
+async fn host_form<F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    form: Result<Form<F>, FormRejection>,
+    csrf: impl Fn(&F) -> &str,
+) -> Result<(i64, String, F, bootler_domain::accounts::Session), Redirect> {
+    let Ok(host) = id.parse::<i64>() else {
+        return Err(to("/hosts", &[("err", "There is no such host.")]));
+    };
+    let back = format!("/hosts/{host}");
+    let Ok(Form(form)) = form else {
+        return Err(to(
+            &back,
+            &[("err", "The form could not be read; please try again.")],
+        ));
+    };
+    let session = signed_in(state, headers, csrf(&form), &back).await?;
+    Ok((host, back, form, session))
+}
+
+/// The power buttons of the host page.
+pub async fn power(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+    form: Result<Form<PowerForm>, FormRejection>,
+) -> Redirect {
+    let (host, back, form, session) =
+        match host_form(&state, &headers, &id, form, |f: &PowerForm| &f.csrf).await {
+            Ok(parts) => parts,
+            Err(redirect) => return redirect,
+        };
+    let back = format!("{back}#power-title");
+    let Some(action) = PowerAction::parse(&form.action) else {
+        return to(&back, &[("err", "That is not a power action.")]);
+    };
+    let result = state
+        .hosts
+        .request_power(
+            &state.jobs,
+            &actor(&session.user),
+            &[host],
+            PowerRequest { action, pxe: false },
+            state.pace,
+            Some(&peer.ip().to_string()),
+            chrono::Utc::now(),
+        )
+        .await;
+    match result {
+        Ok(jobs) => to(
+            &back,
+            &[(
+                "notice",
+                format!(
+                    "Asked to power {} (job #{}); the page shows what the node answers.",
+                    action.as_str(),
+                    jobs.first().map(|j| j.id).unwrap_or_default()
+                ),
+            )],
+        ),
+        Err(err) => to(&back, &[("err", general_message(err))]),
+    }
+}
+
+/// "Reinstall now": mark, network boot once, power cycle.
+pub async fn reinstall(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Redirect {
+    let (host, back, _form, session) =
+        match host_form(&state, &headers, &id, form, |f: &CsrfForm| &f.csrf).await {
+            Ok(parts) => parts,
+            Err(redirect) => return redirect,
+        };
+    let back = format!("{back}#power-title");
+    match state
+        .hosts
+        .reinstall(
+            &state.jobs,
+            &actor(&session.user),
+            host,
+            state.pace,
+            Some(&peer.ip().to_string()),
+            chrono::Utc::now(),
+        )
+        .await
+    {
+        Ok((host, job)) => to(
+            &back,
+            &[(
+                "notice",
+                format!(
+                    "{} is marked for a clean install and restarts now (job #{}); its timeline shows the install.",
+                    host.name, job.id
+                ),
+            )],
+        ),
+        Err(err) => to(&back, &[("err", general_message(err))]),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DriversForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    ipmi_address: String,
+    #[serde(default)]
+    ipmi_port: String,
+    #[serde(default)]
+    ipmi_username: String,
+    /// Empty: keep the stored password.
+    #[serde(default)]
+    ipmi_password: String,
+    #[serde(default)]
+    wol: Option<String>,
+    #[serde(default)]
+    wol_broadcast: String,
+    #[serde(default)]
+    wol_port: String,
+}
+
+fn port(text: &str, what: &str) -> Result<Option<u16>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        t => t
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .map(Some)
+            .ok_or_else(|| format!("The {what} port is a number from 1 to 65535.")),
+    }
+}
+
+/// Administrators: how the node's power is reached (IPMI first, then
+/// Wake-on-LAN).
+pub async fn power_drivers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<DriversForm>, FormRejection>,
+) -> Redirect {
+    let (host, back, form, session) =
+        match host_form(&state, &headers, &id, form, |f: &DriversForm| &f.csrf).await {
+            Ok(parts) => parts,
+            Err(redirect) => return redirect,
+        };
+    let back = format!("{back}#power-title");
+    let mut drivers = Vec::new();
+    if !form.ipmi_address.trim().is_empty() {
+        let port = match port(&form.ipmi_port, "IPMI") {
+            Ok(p) => p.unwrap_or(623),
+            Err(message) => return to(&back, &[("err", message)]),
+        };
+        drivers.push(DriverSetting::Ipmi {
+            address: form.ipmi_address.trim().to_string(),
+            port,
+            username: form.ipmi_username.trim().to_string(),
+            password: Some(form.ipmi_password.clone()).filter(|p| !p.is_empty()),
+            cipher_suite: 3,
+            interface: "lanplus".into(),
+        });
+    }
+    if form.wol.is_some() {
+        let port = match port(&form.wol_port, "Wake-on-LAN") {
+            Ok(p) => p,
+            Err(message) => return to(&back, &[("err", message)]),
+        };
+        drivers.push(DriverSetting::Wol {
+            broadcast: Some(form.wol_broadcast.trim().to_string()).filter(|b| !b.is_empty()),
+            port,
+            mac: None,
+        });
+    }
+    let count = drivers.len();
+    match state
+        .hosts
+        .set_power(
+            &actor(&session.user),
+            host,
+            drivers,
+            &state.secrets,
+            chrono::Utc::now(),
+        )
+        .await
+    {
+        Ok(host) if count == 0 => to(
+            &back,
+            &[("notice", format!("{} has no power driver now.", host.name))],
+        ),
+        Ok(host) => to(
+            &back,
+            &[(
+                "notice",
+                format!("Saved how {}'s power is reached.", host.name),
             )],
         ),
         Err(err) => to(&back, &[("err", general_message(err))]),

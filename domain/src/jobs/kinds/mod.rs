@@ -1,6 +1,7 @@
 //! The job kinds, one file each.
 
 pub mod noop;
+pub mod power;
 
 use super::Registry;
 

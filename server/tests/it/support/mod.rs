@@ -1,4 +1,5 @@
 pub mod app;
+pub mod ipmi_sim;
 pub mod pg;
 pub mod process;
 pub mod pxe;
