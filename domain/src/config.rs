@@ -66,8 +66,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct PowerConfig {
     /// The key sealing BMC passwords at rest (32 bytes, base64, one line).
-    /// Created on first start when missing; every replica needs the same
-    /// file. Defaults to `<data_dir>/power.key`.
+    /// Created when the first password is sealed, if missing; every
+    /// replica needs the same file. Defaults to `<data_dir>/power.key`.
     pub secret_key_file: Option<PathBuf>,
     /// Power-ons per pool within `starts_window_seconds` (more wait their
     /// turn), so a rack does not hit DHCP, TFTP and Bootler at once.

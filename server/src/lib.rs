@@ -113,7 +113,7 @@ impl Server {
                 "no administrator yet: create one with `bootler user add --admin <username> --email <address>`"
             );
         }
-        let secrets = services::secrets(&config)?;
+        let secrets = services::secrets(&config);
         let jobs = services::jobs(&config, &db, &secrets);
         let hosts = services::hosts(&config, &db, jobs.events().clone())?;
         let templates = bootler_domain::templates::Templates::new(db.clone());

@@ -64,9 +64,10 @@ pub fn accounts(config: &Config, db: &Db) -> anyhow::Result<Accounts> {
     ))
 }
 
-/// The key sealing secrets at rest (BMC passwords).
-pub fn secrets(config: &Config) -> anyhow::Result<SecretBox> {
-    SecretBox::from_file(&config.power_key_file()).map_err(anyhow::Error::msg)
+/// The key sealing secrets at rest (BMC passwords): read, or created,
+/// when the first one is sealed.
+pub fn secrets(config: &Config) -> SecretBox {
+    SecretBox::at(&config.power_key_file())
 }
 
 /// How power-ons are paced per pool.

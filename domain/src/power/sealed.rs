@@ -2,7 +2,8 @@
 //! under a key from the configuration (`power.secret_key_file`), never
 //! shown back. Every replica needs the same key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit};
@@ -14,7 +15,9 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// Seals and opens secrets with one key.
 #[derive(Clone)]
 pub struct SecretBox {
-    cipher: ChaCha20Poly1305,
+    key: Arc<OnceLock<ChaCha20Poly1305>>,
+    /// Where the key is read from (and created) at first use.
+    path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -26,35 +29,44 @@ impl std::fmt::Debug for SecretBox {
 impl SecretBox {
     /// A box with a 32-byte key.
     pub fn new(key: [u8; 32]) -> SecretBox {
+        let cell = OnceLock::new();
+        let _ = cell.set(ChaCha20Poly1305::new(&Key::from(key)));
         SecretBox {
-            cipher: ChaCha20Poly1305::new(&Key::from(key)),
+            key: Arc::new(cell),
+            path: None,
         }
     }
 
-    /// The key in `path` (32 bytes, base64, one line); created with a new
-    /// random key (readable by the owner only) when the file is missing.
+    /// A box whose key is in `path` (32 bytes, base64, one line), read at
+    /// first use and created then with a new random key (readable by the
+    /// owner only) when the file is missing. Nothing is written until a
+    /// secret is sealed or opened.
+    pub fn at(path: &Path) -> SecretBox {
+        SecretBox {
+            key: Arc::new(OnceLock::new()),
+            path: Some(path.to_path_buf()),
+        }
+    }
+
+    /// The key in `path`, read (or created) now.
     pub fn from_file(path: &Path) -> Result<SecretBox, String> {
-        let shown = path.display();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| format!("no random key for {shown}: {e}"))?;
-                let text = format!("{}\n", B64.encode(key));
-                write_private(path, &text)
-                    .map_err(|e| format!("cannot create the key file {shown}: {e}"))?;
-                tracing::info!(path = %shown, "created a new key for secrets at rest");
-                text
-            }
-            Err(e) => return Err(format!("cannot read the key file {shown}: {e}")),
-        };
-        let bytes = B64
-            .decode(text.trim())
-            .map_err(|_| format!("{shown} does not hold a base64 key"))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| format!("{shown} must hold a 32-byte key (base64)"))?;
-        Ok(SecretBox::new(key))
+        let secrets = SecretBox::at(path);
+        secrets.cipher()?;
+        Ok(secrets)
+    }
+
+    fn cipher(&self) -> Result<&ChaCha20Poly1305, String> {
+        if let Some(cipher) = self.key.get() {
+            return Ok(cipher);
+        }
+        let path = self
+            .path
+            .as_deref()
+            .ok_or_else(|| "no key for secrets at rest".to_string())?;
+        let key = read_or_create(path)?;
+        Ok(self
+            .key
+            .get_or_init(|| ChaCha20Poly1305::new(&Key::from(key))))
     }
 
     /// `sealed:v1:<base64 of nonce and ciphertext>`.
@@ -62,7 +74,7 @@ impl SecretBox {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).map_err(|e| format!("no random nonce: {e}"))?;
         let sealed = self
-            .cipher
+            .cipher()?
             .encrypt(&Nonce::from(nonce), secret.as_bytes())
             .map_err(|_| "the secret could not be sealed".to_string())?;
         let mut out = nonce.to_vec();
@@ -83,11 +95,44 @@ impl SecretBox {
         let (nonce, data) = bytes.split_at(12);
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| wrong())?;
         let plain = self
-            .cipher
+            .cipher()?
             .decrypt(&Nonce::from(nonce), data)
             .map_err(|_| wrong())?;
         String::from_utf8(plain).map_err(|_| wrong())
     }
+}
+
+/// The key in `path`; a new random one written there if the file is
+/// missing.
+fn read_or_create(path: &Path) -> Result<[u8; 32], String> {
+    let shown = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| format!("no random key for {shown}: {e}"))?;
+            let text = format!("{}\n", B64.encode(key));
+            match write_private(path, &text) {
+                Ok(()) => {
+                    tracing::info!(path = %shown, "created a new key for secrets at rest");
+                    text
+                }
+                // Another process created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::read_to_string(path)
+                        .map_err(|e| format!("cannot read the key file {shown}: {e}"))?
+                }
+                Err(e) => return Err(format!("cannot create the key file {shown}: {e}")),
+            }
+        }
+        Err(e) => return Err(format!("cannot read the key file {shown}: {e}")),
+    };
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|_| format!("{shown} does not hold a base64 key"))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("{shown} must hold a 32-byte key (base64)"))
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -113,7 +158,13 @@ mod tests {
     fn seals_differently_each_time_and_opens_only_with_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/power.key");
+        // Nothing is written until a secret is sealed.
+        let lazy = SecretBox::at(&path);
+        assert!(!path.exists());
+        let early = lazy.seal("hobbes").unwrap();
+        assert!(path.exists());
         let one = SecretBox::from_file(&path).unwrap();
+        assert_eq!(one.open(&early).unwrap(), "hobbes");
         let again = SecretBox::from_file(&path).unwrap();
         let a = one.seal("calvin").unwrap();
         let b = one.seal("calvin").unwrap();
