@@ -37,6 +37,7 @@ use pages::jobs::JobsPage;
 use pages::login::LoginPage;
 use pages::not_found::NotFound;
 use pages::password::{ForgotPage, ResetPage};
+use pages::power::PowerPage;
 use pages::register::{ConfirmPage, ConfirmedPage, RegisterPage, RegisterSentPage};
 use pages::templates::{TemplatePage, TemplatesPage};
 use server_fns::current_user::{CurrentUserResource, current_user};
@@ -115,6 +116,7 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route path=StaticSegment("pools") view=AvailabilityPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("power") view=PowerPage ssr=SsrMode::Async />
                     <Route
                         path=(StaticSegment("pools"), ParamSegment("name"))
                         view=PoolPage

@@ -117,17 +117,19 @@ pub fn job_toast(event: &JobEvent) -> Option<(crate::components::toasts::Level, 
 }
 
 /// Connects once the page runs in the browser with someone signed in.
-pub fn connect_when_signed_in(signed_in: Signal<bool>) {
+pub fn connect_when_signed_in(signed_in: Signal<Option<i64>>) {
     let live = use_live();
     let toasts = crate::components::toasts::use_toasts();
     let started = StoredValue::new(false);
     Effect::new(move |_| {
-        if signed_in.get() && !started.get_value() {
+        if let Some(after) = signed_in.get()
+            && !started.get_value()
+        {
             started.set_value(true);
             #[cfg(feature = "hydrate")]
-            socket::start(live, toasts);
+            socket::start(live, toasts, after);
             #[cfg(not(feature = "hydrate"))]
-            let _ = (live, toasts);
+            let _ = (live, toasts, after);
         }
     });
 }
@@ -165,16 +167,25 @@ mod socket {
     #[derive(Default)]
     struct State {
         last_id: i64,
+        /// `last_id` came with the page: replay from it even if it is 0.
+        from_page: bool,
         seen: HashSet<i64>,
         attempt: u32,
         signed_out: bool,
     }
 
-    pub fn start(live: Live, toasts: Toasts) {
-        open(Rc::new(RefCell::new(State::default())), live, toasts);
+    /// Connects, replaying the events after `after` (the newest when the
+    /// page was rendered).
+    pub fn start(live: Live, toasts: Toasts, after: i64) {
+        let state = State {
+            last_id: after,
+            from_page: true,
+            ..State::default()
+        };
+        open(Rc::new(RefCell::new(state)), live, toasts);
     }
 
-    fn url(last_id: i64) -> Option<String> {
+    fn url(last_id: i64, replay: bool) -> Option<String> {
         let location = window().location();
         let scheme = if location.protocol().ok()? == "https:" {
             "wss"
@@ -182,7 +193,7 @@ mod socket {
             "ws"
         };
         let host = location.host().ok()?;
-        Some(if last_id > 0 {
+        Some(if last_id > 0 || replay {
             format!("{scheme}://{host}/ws?after={last_id}")
         } else {
             format!("{scheme}://{host}/ws")
@@ -190,7 +201,7 @@ mod socket {
     }
 
     fn open(state: Rc<RefCell<State>>, live: Live, toasts: Toasts) {
-        let Some(url) = url(state.borrow().last_id) else {
+        let Some(url) = url(state.borrow().last_id, state.borrow().from_page) else {
             return;
         };
         let Ok(ws) = WebSocket::new(&url) else {
@@ -217,7 +228,7 @@ mod socket {
                     Ok(Message::Hello { last_event_id }) => {
                         let mut state = state.borrow_mut();
                         // On the first connection, only what happens from now on.
-                        if state.last_id == 0 {
+                        if state.last_id == 0 && !state.from_page {
                             state.last_id = last_event_id;
                         }
                     }

@@ -121,5 +121,41 @@ for (const javaScriptEnabled of [true, false]) {
       assert.deepEqual(errors, []);
       await context.close();
     });
+
+    test('power several nodes at once: the scope is shown and confirmed first', async () => {
+      // A second node, both woken by Wake-on-LAN.
+      const MAC2 = '52-54-00-aa-cc-02';
+      assert.equal((await fetch(`${server.url}/boot/${MAC2}?hostname=node2`)).status, 200);
+      const { hosts } = await api('GET', `/api/v1/hosts?mac=${MAC2}`);
+      const wol = [{ driver: 'wol', broadcast: '127.0.0.1', port: listener.address().port }];
+      await api('PUT', `/api/v1/hosts/${hosts[0].id}`, { pool: 'lab', system: 'local-boot', power: wol });
+      await api('PUT', `/api/v1/hosts/${hostId}`, { power: wol });
+      packets.length = 0;
+
+      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1200, height: 900 } });
+      const boss = await signIn(context, 'boss', '/hosts');
+      const errors = watchErrors(boss);
+      // Nothing selected: a sentence.
+      await boss.getByTestId('bulk-power').click();
+      await boss.getByText('Select the nodes to power first').waitFor();
+      await boss.getByLabel('Select node1').check();
+      await boss.getByLabel('Select node2').check();
+      await boss.getByLabel('With the selected nodes:').selectOption('wake');
+      await boss.getByTestId('bulk-power').click();
+      await boss.getByRole('heading', { name: 'Wake 2 nodes?' }).waitFor();
+      const scope = await boss.getByTestId('power-scope').innerText();
+      assert.match(scope, /node1/);
+      assert.match(scope, /node2/);
+      assert.equal(packets.length, 0, 'nothing is sent before confirming');
+      await boss.screenshot({ path: screenshotPath(`power-bulk-${mode}`), fullPage: true });
+      await boss.getByTestId('confirm-power').click();
+      await boss.getByText('Asked to power wake 2 nodes; each node\'s page shows its result.').waitFor();
+      const deadline = Date.now() + 20_000;
+      const woken = () => new Set(packets.map((p) => p.subarray(6, 12).toString('hex')));
+      while (woken().size < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual([...woken()].sort(), [MAC, MAC2].map((m) => m.replaceAll('-', '')).sort());
+      assert.deepEqual(errors, []);
+      await context.close();
+    });
   });
 }

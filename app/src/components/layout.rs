@@ -9,7 +9,7 @@ use crate::server_fns::current_user::use_current_user;
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
     let user = use_current_user();
-    connect_when_signed_in(Signal::derive(move || user.get().is_some()));
+    connect_when_signed_in(Signal::derive(move || user.get().map(|u| u.last_event_id)));
     view! {
         <header class="topbar">
             <A href="/" attr:class="brand">

@@ -120,6 +120,24 @@ fn Hosts(view: HostsView, state: String, pool: String, mac: String, page: i64) -
         .iter()
         .map(|host| view! { <HostRow host=host.clone() /> })
         .collect_view();
+    let bulk = (!view.hosts.is_empty()).then(|| {
+        view! {
+            <div class="bulk" role="group" aria-label="Power the selected nodes">
+                <label for="bulk-action">"With the selected nodes:"</label>
+                <select id="bulk-action" name="action" form="bulk-power">
+                    <option value="on">"Power on"</option>
+                    <option value="cycle">"Restart"</option>
+                    <option value="soft">"Shut down"</option>
+                    <option value="off">"Power off"</option>
+                    <option value="wake">"Wake (Wake-on-LAN)"</option>
+                </select>
+                <button type="submit" class="button button-small button-quiet" form="bulk-power" data-testid="bulk-power">
+                    "Power…"
+                </button>
+                <span class="hint">"You see what it touches and confirm next."</span>
+            </div>
+        }
+    });
     let pages = (view.total + PAGE - 1) / PAGE;
     let pager = (pages > 1).then(|| {
         let prev = (page > 1).then(|| {
@@ -180,14 +198,20 @@ fn Hosts(view: HostsView, state: String, pool: String, mac: String, page: i64) -
                     Either::Left(view! { <p class="empty">{empty_text}</p> })
                 } else {
                     Either::Right(view! {
+                        <form method="post" action="/hosts/power" id="bulk-power">
+                            <input type="hidden" name="csrf" value=view.csrf.clone() />
+                        </form>
+                        {bulk}
                         <table class="table hosts">
                             <thead>
                                 <tr>
+                                    <th scope="col"><span class="sr-only">"Select"</span></th>
                                     <th scope="col">"Host"</th>
                                     <th scope="col">"State"</th>
                                     <th scope="col">"Pool"</th>
                                     <th scope="col">"Holder"</th>
                                     <th scope="col">"Lease ends"</th>
+                                    <th scope="col">"Power"</th>
                                     <th scope="col">"Last seen"</th>
                                 </tr>
                             </thead>
@@ -207,6 +231,15 @@ fn HostRow(host: HostSummary) -> impl IntoView {
     view! {
         <tr data-host=host.id data-state=host.state.clone()>
             <td>
+                <input
+                    type="checkbox"
+                    name="host"
+                    value=host.id
+                    form="bulk-power"
+                    aria-label=format!("Select {}", host.name)
+                />
+            </td>
+            <td>
                 <a href=format!("/hosts/{}", host.id)><strong>{host.name.clone()}</strong></a>
                 <span class="hint mono">" " {host.macs.join(", ")}</span>
             </td>
@@ -218,6 +251,10 @@ fn HostRow(host: HostSummary) -> impl IntoView {
                 (Some(_), Some(until)) => until.clone(),
                 (Some(_), None) => "no end".to_string(),
             }}</td>
+            <td>
+                {host.power.clone().unwrap_or_else(|| "—".into())}
+                {host.power_last.clone().map(|l| view! { <span class="hint">" (" {l} ")"</span> })}
+            </td>
             <td>
                 {host.last_seen.clone().unwrap_or_else(|| "never".into())}
                 {host.last_ip.clone().map(|ip| view! { <span class="hint">" from " {ip}</span> })}

@@ -8,5 +8,6 @@ pub mod jobs;
 pub mod login;
 pub mod not_found;
 pub mod password;
+pub mod power;
 pub mod register;
 pub mod templates;

@@ -9,18 +9,29 @@ pub struct SignedIn {
     pub admin: bool,
     /// Goes back in the forms of signed-in pages.
     pub csrf: String,
+    /// The person's newest event when the page was rendered: the live
+    /// connection replays what came after, so a job that ends between the
+    /// page and the WebSocket is not missed.
+    pub last_event_id: i64,
 }
 
 /// The signed-in user of this request, from the session cookie.
 #[server(prefix = "/sfn", endpoint = "current_user")]
 pub async fn current_user() -> Result<Option<SignedIn>, ServerFnError> {
     use bootler_domain::accounts::Role;
-    let session = request_session().await?;
-    Ok(session.map(|s| SignedIn {
+    let Some(s) = request_session().await? else {
+        return Ok(None);
+    };
+    let last_event_id = match use_context::<bootler_domain::jobs::Jobs>() {
+        Some(jobs) => jobs.events().last_id(s.user.id).await.unwrap_or(0),
+        None => 0,
+    };
+    Ok(Some(SignedIn {
         admin: s.user.role == Role::Admin,
         username: s.user.username,
         display_name: s.user.display_name,
         csrf: s.csrf_token,
+        last_event_id,
     }))
 }
 

@@ -18,6 +18,10 @@ pub struct HostSummary {
     /// When the lease began and ends (`None`: no end), if held.
     pub lease_since: Option<String>,
     pub lease_until: Option<String>,
+    /// `on`/`off` as last read; none: unknown.
+    pub power: Option<String>,
+    /// The last power action and its outcome, in words.
+    pub power_last: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +67,12 @@ fn summary(host: &bootler_domain::hosts::Host) -> HostSummary {
         last_ip: host.last_ip.clone(),
         lease_since: host.holder.as_ref().and(host.lease_started_at).map(when),
         lease_until: host.lease_ends_at.map(when),
+        power: host.power.state.clone(),
+        power_last: host
+            .power
+            .action
+            .as_ref()
+            .map(|a| format!("{a}: {}", host.power.result.clone().unwrap_or_default())),
     }
 }
 
@@ -198,6 +208,77 @@ pub async fn hosts_overview(
         csrf: session.csrf_token,
         filter_error,
     }))
+}
+
+/// What a bulk power request would do, for its confirmation page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerPlan {
+    pub action: String,
+    /// (id, name, pool) of each host, in the order asked.
+    pub hosts: Vec<(i64, String, Option<String>)>,
+    /// Hosts that cannot be asked (not yours, no such host, no driver
+    /// that can), in words.
+    pub problems: Vec<String>,
+    /// Power-ons per pool and window, e.g. (5, 10).
+    pub pace: (u32, u64),
+    pub csrf: String,
+}
+
+/// `None` when nobody is signed in.
+#[server(prefix = "/sfn", endpoint = "power_scope")]
+pub async fn power_scope(
+    action: String,
+    hosts: String,
+) -> Result<Option<PowerPlan>, ServerFnError> {
+    use super::current_user::request_session;
+    use bootler_domain::power::PowerAction;
+    let Some(session) = request_session().await? else {
+        return Ok(None);
+    };
+    let service = hosts_service()?;
+    let actor = host_actor(&session.user);
+    let config = use_context::<std::sync::Arc<bootler_domain::Config>>();
+    let pace = config
+        .map(|c| (c.power.starts_per_window, c.power.starts_window_seconds))
+        .unwrap_or((5, 10));
+    let parsed = PowerAction::parse(&action);
+    let mut scope = PowerPlan {
+        action: action.clone(),
+        hosts: Vec::new(),
+        problems: Vec::new(),
+        pace,
+        csrf: session.csrf_token,
+    };
+    if parsed.is_none() {
+        scope.problems.push(format!(
+            "“{}” is not a power action.",
+            action.chars().take(20).collect::<String>()
+        ));
+    }
+    for id in hosts
+        .split(',')
+        .filter_map(|t| t.trim().parse::<i64>().ok())
+        .take(200)
+    {
+        match service.controlled(id, &actor).await {
+            Ok(host) => {
+                if let Some(a) = parsed
+                    && !bootler_domain::hosts::power::can(&host.power.drivers, a)
+                {
+                    scope.problems.push(format!(
+                        "{} has no power driver that can “{action}” it.",
+                        host.name
+                    ));
+                } else {
+                    scope.hosts.push((host.id, host.name, host.pool));
+                }
+            }
+            Err(_) => scope
+                .problems
+                .push(format!("There is no host {id} that you hold.")),
+        }
+    }
+    Ok(Some(scope))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/hosts/{id}/extend", post(extend))
         .route("/hosts/{id}/lend", post(lend))
         .route("/hosts/{id}/power", post(power))
+        .route("/hosts/power", post(bulk_power))
         .route("/hosts/{id}/reinstall", post(reinstall))
         .route("/hosts/{id}/power-drivers", post(power_drivers))
         .route("/hosts/allocate", post(allocate))
@@ -756,5 +757,91 @@ pub async fn power_drivers(
             )],
         ),
         Err(err) => to(&back, &[("err", general_message(err))]),
+    }
+}
+
+/// The hosts list's bulk power: without `confirm=yes`, to the page that
+/// shows what it touches; with it, the request (all or none).
+pub async fn bulk_power(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: axum::body::Bytes,
+) -> Redirect {
+    let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        return to(
+            "/hosts",
+            &[("err", "The form could not be read; please try again.")],
+        );
+    };
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let ids: Vec<i64> = pairs
+        .iter()
+        .filter(|(k, _)| k == "host")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let session = match signed_in(&state, &headers, &field("csrf"), "/hosts").await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if ids.is_empty() {
+        return to(
+            "/hosts",
+            &[(
+                "err",
+                "Select the nodes to power first (the boxes in the first column).",
+            )],
+        );
+    }
+    let action = field("action");
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    if field("confirm") != "yes" {
+        return to("/power", &[("action", action), ("hosts", list)]);
+    }
+    let Some(parsed) = PowerAction::parse(&action) else {
+        return to("/hosts", &[("err", "That is not a power action.")]);
+    };
+    match state
+        .hosts
+        .request_power(
+            &state.jobs,
+            &actor(&session.user),
+            &ids,
+            PowerRequest {
+                action: parsed,
+                pxe: false,
+            },
+            state.pace,
+            Some(&peer.ip().to_string()),
+            chrono::Utc::now(),
+        )
+        .await
+    {
+        Ok(jobs) => to(
+            "/hosts",
+            &[(
+                "notice",
+                format!(
+                    "Asked to power {} {} node{}; each node's page shows its result.",
+                    parsed.as_str(),
+                    jobs.len(),
+                    if jobs.len() == 1 { "" } else { "s" }
+                ),
+            )],
+        ),
+        Err(err) => to(
+            "/power",
+            &[
+                ("action", action),
+                ("hosts", list),
+                ("err", general_message(err)),
+            ],
+        ),
     }
 }
