@@ -23,10 +23,10 @@
 # stops a lab started from DIR in another terminal.
 #
 # Bootler must hand the nodes a URL they can reach: start it with
-# BOOTLER_BASE_URL=http://10.0.2.100:<port> (the address QEMU's user network
+# BOOTLER_BOOT__BASE_URL=http://10.0.2.100:<port> (the address QEMU's user network
 # gives the lab's Bootler inside each node), e.g.
 #
-#   BOOTLER_BASE_URL=http://10.0.2.100:3000 scripts/run.sh
+#   BOOTLER_BOOT__BASE_URL=http://10.0.2.100:3000 scripts/run.sh
 #
 # The admin's credentials come from --admin / --password-file, or from the
 # environment (BOOTLER_LAB_ADMIN, BOOTLER_LAB_PASSWORD); on a terminal the
@@ -283,7 +283,7 @@ api_ok() { # METHOD PATH [JSON] WHAT: dies with Bootler's reason unless 2xx
 }
 
 # --- Is Bootler there, and does it take the credentials? ----------------------
-run_hint="BOOTLER_BASE_URL=http://10.0.2.100:$bootler_port scripts/run.sh"
+run_hint="BOOTLER_BOOT__BASE_URL=http://10.0.2.100:$bootler_port scripts/run.sh"
 [ "$bootler_port" = 3000 ] || run_hint="BOOTLER_LISTEN=127.0.0.1:$bootler_port $run_hint"
 api GET /api/v1
 if [ "$status" != 200 ] || [ "$(json 'd["name"]' <<<"$body" 2>/dev/null)" != bootler ]; then
@@ -307,14 +307,14 @@ case "$boot_status" in
   *) die "Bootler at $url did not serve its entry script /boot.ipxe (HTTP $boot_status)." ;;
 esac
 guest_base=$(sed -n 's|^chain \(https\{0,1\}://[^/]*\)/boot/.*|\1|p' "$dir/boot.ipxe" | head -n1)
-[ -n "$guest_base" ] || die "Cannot find Bootler's own address (base_url) in its /boot.ipxe."
-fix_base="Start Bootler with BOOTLER_BASE_URL=http://10.0.2.100:$bootler_port: the lab's nodes reach it at that address (QEMU forwards it to $url)."
+[ -n "$guest_base" ] || die "Cannot find Bootler's own address (boot.base_url) for nodes in its /boot.ipxe."
+fix_base="Start Bootler with BOOTLER_BOOT__BASE_URL=http://10.0.2.100:$bootler_port: the lab's nodes reach it at that address (QEMU forwards it to $url)."
 [[ $guest_base =~ ^http://([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)(:([0-9]+))?$ ]] ||
   die "Bootler tells nodes to find it at $guest_base, which the lab's nodes cannot reach: they need a plain-HTTP IPv4 address. $fix_base"
 o1=${BASH_REMATCH[1]} o2=${BASH_REMATCH[2]} o3=${BASH_REMATCH[3]} o4=${BASH_REMATCH[4]}
 guest_port=${BASH_REMATCH[6]:-80}
 if [ "$o1" = 127 ] || [ "$o1" = 0 ] || [ "$o1" -ge 224 ] || [ "$o4" = 0 ] || [ "$o4" -ge 255 ]; then
-  die "Bootler tells nodes to find it at $guest_base (its base_url), which a node cannot reach: inside the node, that address is not this machine. $fix_base"
+  die "Bootler tells nodes to find it at $guest_base (its boot.base_url), which a node cannot reach: inside the node, that address is not this machine. $fix_base"
 fi
 guest_ip=$o1.$o2.$o3.$o4
 # QEMU's user network is made the /24 around that address, with its own

@@ -138,6 +138,10 @@ impl Default for LeasesConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BootConfig {
+    /// The URL nodes reach Bootler at, when it differs from `base_url`
+    /// (the one people's browsers and mails use): for nodes on a
+    /// provisioning network. Defaults to `base_url`.
+    pub base_url: Option<String>,
     /// Networks (CIDR, e.g. `10.10.0.0/16`) whose nodes may call the boot
     /// endpoints; empty: any address.
     pub allowed_networks: Vec<String>,
@@ -173,6 +177,7 @@ pub struct BootConfig {
 impl Default for BootConfig {
     fn default() -> Self {
         BootConfig {
+            base_url: None,
             allowed_networks: Vec::new(),
             discovery_per_minute: 60,
             max_discovered: 1000,
@@ -662,13 +667,18 @@ impl Config {
             }
             self.mail.smtp.password()?;
         }
-        if let Some(url) = &self.base_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(invalid(
-                "base_url",
-                format!("`{url}` must start with http:// or https://"),
-            ));
+        for (key, value) in [
+            ("base_url", &self.base_url),
+            ("boot.base_url", &self.boot.base_url),
+        ] {
+            if let Some(url) = value
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    key,
+                    format!("`{url}` must start with http:// or https://"),
+                ));
+            }
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:")
@@ -721,6 +731,15 @@ impl Config {
     }
 
     /// The outbox folder for mail.
+    /// The URL nodes reach Bootler at (boot scripts, answer files), without
+    /// a trailing slash: `boot.base_url`, else [`Config::base_url`].
+    pub fn boot_base_url(&self) -> String {
+        match &self.boot.base_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => self.base_url(),
+        }
+    }
+
     /// The key file sealing secrets at rest.
     pub fn power_key_file(&self) -> PathBuf {
         self.power

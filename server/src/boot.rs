@@ -67,7 +67,10 @@ async fn provisioning_only(
 }
 
 async fn entry(State(state): State<AppState>) -> Response {
-    text(StatusCode::OK, scripts::entry(&state.config.base_url()))
+    text(
+        StatusCode::OK,
+        scripts::entry(&state.config.boot_base_url()),
+    )
 }
 
 fn parse_mac(text: &str) -> Result<Mac, Box<Response>> {

@@ -107,7 +107,7 @@ pub fn hosts(config: &Config, db: &Db, events: Events) -> anyhow::Result<Hosts> 
     Ok(Hosts::new(
         db.clone(),
         BootSettings {
-            base_url: config.base_url(),
+            base_url: config.boot_base_url(),
             allowed_networks,
             discovery_per_minute: config.boot.discovery_per_minute,
             max_discovered: config.boot.max_discovered,

@@ -505,3 +505,51 @@ async fn replicas_hear_each_others_changes() {
     assert!(a.stop().success());
     assert!(b.stop().success());
 }
+
+/// Nodes on a provisioning network reach Bootler at `boot.base_url`;
+/// people (and the links in their mails) keep `base_url`.
+#[tokio::test]
+async fn nodes_and_people_may_reach_bootler_at_different_addresses() {
+    let app = TestApp::start_with(None, |c| {
+        c.boot.base_url = Some("http://10.0.2.100:8080/".into());
+    })
+    .await;
+    let (status, _, body) = plain(&app, Method::GET, "/boot.ipxe").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("chain http://10.0.2.100:8080/boot/${mac_address}?hostname="),
+        "{body}"
+    );
+    // A registration's confirmation link is the people's address.
+    let res = app
+        .post_json(
+            "/api/v1/register",
+            serde_json::json!({
+                "username": "ana",
+                "display_name": "Ana Silva",
+                "email": "ana@uminho.pt",
+                "password": "correct horse battery",
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let link = app
+        .mails()
+        .last()
+        .expect("a confirmation mail")
+        .confirm_link();
+    assert!(link.starts_with(&app.url), "{link}");
+    app.stop().await;
+
+    // A boot address that is not a URL stops the start with its key.
+    let err = bootler_domain::Config::load(
+        None,
+        [(
+            "BOOTLER_BOOT__BASE_URL".to_string(),
+            "10.0.2.100".to_string(),
+        )],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("boot.base_url"), "{err}");
+}
