@@ -214,9 +214,12 @@ async fn bulk_power_ons_are_paced_per_pool() {
         }
     }
     assert_eq!(firsts.len(), 20, "every host woken");
+    // Jobs start on schedule, but a worker may send a packet up to a few
+    // hundred milliseconds late: any three arrivals span at least the
+    // window less that latency (without pacing they span nothing).
     for window in firsts.windows(3) {
         assert!(
-            window[2].0 - window[0].0 >= 1.8,
+            window[2].0 - window[0].0 >= 1.4,
             "three power-ons within two seconds: {firsts:?}"
         );
     }
