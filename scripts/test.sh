@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 . scripts/env.sh
+# A fresh clone builds once: incremental caches only cost disk (tens of GB).
+export CARGO_INCREMENTAL=0
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 logs=$(mktemp -d)

@@ -17,7 +17,7 @@ pub struct Cluster {
     bin: PathBuf,
     data: PathBuf,
     /// Kept so the folder lives as long as the cluster.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 static SHARED: OnceCell<Cluster> = OnceCell::const_new();
@@ -141,7 +141,7 @@ impl Cluster {
             port,
             bin,
             data,
-            _dir: dir,
+            dir,
         };
         cluster.spawn_watchdog();
         cluster
@@ -158,11 +158,12 @@ impl Cluster {
             .await
     }
 
-    /// Stops the cluster when this process has ended, even if it was killed.
+    /// Stops the cluster and removes its folder when this process has ended,
+    /// even if it was killed (the shared cluster is a static, never dropped).
     fn spawn_watchdog(&self) {
         let pg_ctl = self.bin.join("pg_ctl");
         let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {prefix}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1",
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {prefix}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
             pid = std::process::id(),
             prefix = if is_root() {
                 "runuser -u postgres -- "
@@ -171,6 +172,7 @@ impl Cluster {
             },
             pg_ctl = pg_ctl.display(),
             data = self.data.display(),
+            dir = self.dir.path().display(),
         );
         let _ = Command::new("sh")
             .arg("-c")
