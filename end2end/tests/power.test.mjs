@@ -157,5 +157,49 @@ for (const javaScriptEnabled of [true, false]) {
       assert.deepEqual(errors, []);
       await context.close();
     });
+
+    test("a pool's Wake-on-LAN starts its nodes; an admin tests the connection", async () => {
+      const MAC3 = '52-54-00-aa-cc-03';
+      assert.equal((await fetch(`${server.url}/boot/${MAC3}?hostname=node3`)).status, 200);
+      const { hosts } = await api('GET', `/api/v1/hosts?mac=${MAC3}`);
+      await api('PUT', `/api/v1/hosts/${hosts[0].id}`, { pool: 'lab', system: 'local-boot' });
+      packets.length = 0;
+
+      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1200, height: 1100 } });
+      const boss = await signIn(context, 'boss', '/pools/lab');
+      const errors = watchErrors(boss);
+      await boss.getByLabel('Its nodes wake on LAN').check();
+      await boss.getByLabel('Broadcast address').fill('127.0.0.1');
+      await boss.getByLabel('UDP port').fill(String(listener.address().port));
+      // A bad interface name: a sentence, nothing saved.
+      await boss.getByLabel('Interface').fill('eth 0');
+      await boss.getByRole('button', { name: 'Save pool' }).click();
+      await boss.getByText('“eth 0” is not a network interface\'s name (like eno1 or br0).').waitFor();
+      assert.equal((await api('GET', '/api/v1/pools')).pools.find((p) => p.name === 'lab').wake, null);
+      await boss.getByLabel('Its nodes wake on LAN').check();
+      await boss.getByLabel('Broadcast address').fill('127.0.0.1');
+      await boss.getByLabel('UDP port').fill(String(listener.address().port));
+      await boss.getByLabel('Interface').fill('lo');
+      await boss.getByRole('button', { name: 'Save pool' }).click();
+      await boss.getByText('Saved the settings of pool lab.').waitFor();
+      assert.equal(await boss.getByLabel('Interface').inputValue(), 'lo');
+      await boss.getByRole('group', { name: 'Power' }).screenshot({ path: screenshotPath(`pool-wake-${mode}`) });
+
+      // node3 has no settings of its own: the pool's Wake-on-LAN.
+      await boss.goto(`${server.url}/hosts/${hosts[0].id}`);
+      if (javaScriptEnabled) await boss.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+      await boss.getByTestId('pool-wake').getByText('to 127.0.0.1:' + listener.address().port + ' via lo').waitFor();
+      await boss.getByTestId('power-test').click();
+      await boss.getByText(/Wake-on-LAN to 127\.0\.0\.1:\d+ via lo for 52:54:00:aa:cc:03: Nothing answers Wake-on-LAN/).waitFor();
+      await boss.screenshot({ path: screenshotPath(`power-test-${mode}`), fullPage: true });
+      await boss.getByTestId('power-wake').click();
+      await boss.getByText(/^Asked to power wake \(job #\d+\)/).waitFor();
+      const deadline = Date.now() + 20_000;
+      while (packets.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(packets.length > 0, 'a magic packet arrived');
+      assert.equal(packets[0].subarray(6, 12).toString('hex'), MAC3.replaceAll('-', ''));
+      assert.deepEqual(errors, []);
+      await context.close();
+    });
   });
 }

@@ -128,6 +128,7 @@ impl Server {
         }
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let pace = services::pace(&config);
+        let power = services::power(&config, &db, jobs.events(), &secrets);
         let state = AppState::new(state::Services {
             leptos: leptos_options(&config, addr),
             config: Arc::new(config),
@@ -137,6 +138,7 @@ impl Server {
             hosts,
             templates,
             pace,
+            power,
             secrets,
             stopping,
             metrics: metrics::shared(),
@@ -183,6 +185,11 @@ impl Server {
             std::time::Duration::from_secs(self.state.config.leases.sweep_seconds),
             self.state.stopping.clone(),
         ));
+        let poll = tokio::spawn(power_poll(
+            self.state.power.clone(),
+            self.state.config.power.poll_seconds,
+            self.state.stopping.clone(),
+        ));
         let stopping = self.stopping;
         let served = axum::serve(
             self.listener,
@@ -197,6 +204,7 @@ impl Server {
         workers.shutdown().await;
         let _ = watchdog.await;
         let _ = leases.await;
+        let _ = poll.await;
         // The boot requests' timeline rows still queued.
         hosts.flush().await;
         db.close().await;
@@ -222,6 +230,35 @@ async fn watchdog(
             Ok(0) => {}
             Ok(n) => tracing::warn!(failed = n, "installs ran past boot.install_timeout_minutes"),
             Err(err) => tracing::warn!(error = %err, "install watchdog"),
+        }
+    }
+}
+
+/// Reads the power state of nodes with a BMC every `every_seconds` (0:
+/// never), one node at a time; replicas share the work.
+async fn power_poll(
+    power: bootler_domain::jobs::kinds::power::PowerJob,
+    every_seconds: u64,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    if every_seconds == 0 {
+        return;
+    }
+    let every = std::time::Duration::from_secs(every_seconds);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        tokio::select! {
+            result = power.poll(every, chrono::Utc::now()) => {
+                if let Err(err) = result {
+                    tracing::warn!(error = %err, "power state poll");
+                }
+            }
+            _ = stopping.wait_for(|s| *s) => return,
         }
     }
 }

@@ -78,19 +78,25 @@ pub fn pace(config: &Config) -> Pace {
     }
 }
 
+/// What talks to BMCs and sends Wake-on-LAN: the power jobs, the state
+/// poll and the connection test.
+pub fn power(config: &Config, db: &Db, events: &Events, secrets: &SecretBox) -> PowerJob {
+    PowerJob {
+        db: db.clone(),
+        events: events.clone(),
+        secrets: secrets.clone(),
+        ipmi_timeout: Duration::from_millis(config.power.ipmi_timeout_ms.max(1)),
+        ipmi_retries: config.power.ipmi_retries,
+        confirm: Duration::from_secs(config.power.confirm_seconds),
+    }
+}
+
 /// The job queue with every kind this build knows.
 pub fn jobs(config: &Config, db: &Db, secrets: &SecretBox) -> Jobs {
     let events = Events::new(db.clone());
     Jobs::new(
         db.clone(),
-        jobs::kinds::builtin().with(PowerJob {
-            db: db.clone(),
-            events: events.clone(),
-            secrets: secrets.clone(),
-            ipmi_timeout: Duration::from_millis(config.power.ipmi_timeout_ms.max(1)),
-            ipmi_retries: config.power.ipmi_retries,
-            confirm: Duration::from_secs(config.power.confirm_seconds),
-        }),
+        jobs::kinds::builtin().with(power(config, db, &events, secrets)),
         events,
         jobs::Settings::from_config(&config.jobs),
     )

@@ -39,6 +39,8 @@ pub struct Services {
     pub templates: Templates,
     /// Seals BMC passwords at rest.
     pub secrets: bootler_domain::power::sealed::SecretBox,
+    /// Reads power state (the poll, the connection test).
+    pub power: bootler_domain::jobs::kinds::power::PowerJob,
     /// How power-ons are paced per pool.
     pub pace: bootler_domain::hosts::power::Pace,
     /// Turns true when the server is shutting down: long-lived connections

@@ -548,6 +548,10 @@ fn Power(detail: HostInfo) -> impl IntoView {
         }
         _ => "Power state unknown (Wake-on-LAN cannot read it).".to_string(),
     };
+    let state = match (&power.pool_wake, power.own_drivers) {
+        (Some(wake), false) => format!("{state} Started by its pool's Wake-on-LAN ({wake})."),
+        _ => state,
+    };
     let last = power.action.clone().map(|action| {
         let result = match power.result.as_deref() {
             Some("queued") => "queued".to_string(),
@@ -571,6 +575,8 @@ fn Power(detail: HostInfo) -> impl IntoView {
     let buttons = labels
         .into_iter()
         .filter(|(action, _, _)| power.actions.iter().any(|a| a == action))
+        // Without a BMC, "power on" is Wake-on-LAN: one button for it.
+        .filter(|(action, _, _)| *action != "on" || power.drivers.iter().any(|d| d == "ipmi"))
         .map(|(action, label, quiet)| {
             view! {
                 <form method="post" action=format!("/hosts/{}/power", host.id) class="inline-form">
@@ -591,10 +597,20 @@ fn Power(detail: HostInfo) -> impl IntoView {
             </form>
         }
     });
+    let test = (detail.admin && !power.drivers.is_empty()).then(|| {
+        view! {
+            <form method="post" action=format!("/hosts/{}/power-test", host.id) class="inline-form">
+                <input type="hidden" name="csrf" value=detail.csrf.clone() />
+                <button type="submit" class="button button-quiet" data-testid="power-test" title="Asks each BMC for the power state; changes nothing.">
+                    "Test connection"
+                </button>
+            </form>
+        }
+    });
     let settings = detail.admin.then(|| {
         let p = power.clone();
         view! {
-            <details class="power-settings" open=p.drivers.is_empty()>
+            <details class="power-settings" open=!p.own_drivers>
                 <summary>"How Bootler reaches its power (administrators)"</summary>
                 <form method="post" action=format!("/hosts/{}/power-drivers", host.id) class="form">
                     <input type="hidden" name="csrf" value=detail.csrf.clone() />
@@ -640,9 +656,19 @@ fn Power(detail: HostInfo) -> impl IntoView {
                             <label for="wol-port">"UDP port"</label>
                             <input id="wol-port" name="wol_port" type="number" min="1" max="65535" value=p.wol_port.clone() placeholder="9" />
                         </div>
+                        <div class="field">
+                            <label for="wol-interface">"Interface"</label>
+                            <input id="wol-interface" name="wol_interface" value=p.wol_interface.clone() placeholder="as routed" />
+                        </div>
                     </div>
+                    {p.pool_wake.clone().map(|w| view! {
+                        <p class="hint" data-testid="pool-wake">
+                            {format!("Its pool wakes its nodes on LAN ({w}): empty fields take the pool's values, and without settings of its own the node is woken that way.")}
+                        </p>
+                    })}
                     <button type="submit" class="button" data-testid="save-power">"Save power settings"</button>
                 </form>
+
             </details>
         }
     });
@@ -651,7 +677,7 @@ fn Power(detail: HostInfo) -> impl IntoView {
             <h2 id="power-title">"Power"</h2>
             <p data-testid="power-state">{state}</p>
             {last.map(|l| view! { <p class="hint" data-testid="power-last">{l}</p> })}
-            {may.then(|| view! { <div class="card-actions">{buttons}{reinstall}</div> })}
+            {may.then(|| view! { <div class="card-actions">{buttons}{reinstall}{test}</div> })}
             {settings}
         </section>
     }
@@ -1088,6 +1114,31 @@ fn PoolForm(pool: PoolSettingsView) -> impl IntoView {
                         {name_select("pool-unattended", "unattended", &pool.unattended_templates, pool.unattended.as_ref())}
                     </div>
                 </div>
+                <fieldset class="fieldset">
+                    <legend>"Power"</legend>
+                    <div class="field field-check">
+                        <input id="pool-wake" name="wake" type="checkbox" value="on" checked=pool.wake />
+                        <label for="pool-wake">"Its nodes wake on LAN"</label>
+                    </div>
+                    <p class="hint">
+                        "Nodes without power settings of their own are started with Wake-on-LAN, and nodes with only a BMC fall back to it. A node's own Wake-on-LAN takes what it leaves empty from here."
+                    </p>
+                    <div class="form-row">
+                        <div class="field">
+                            <label for="pool-wake-broadcast">"Broadcast address"</label>
+                            <input id="pool-wake-broadcast" name="wake_broadcast" value=pool.wake_broadcast.clone() placeholder="255.255.255.255" />
+                        </div>
+                        <div class="field">
+                            <label for="pool-wake-port">"UDP port"</label>
+                            <input id="pool-wake-port" name="wake_port" type="number" min="1" max="65535" value=pool.wake_port.clone() placeholder="9" />
+                        </div>
+                        <div class="field">
+                            <label for="pool-wake-interface">"Interface"</label>
+                            <input id="pool-wake-interface" name="wake_interface" value=pool.wake_interface.clone() placeholder="as routed" />
+                        </div>
+                    </div>
+                    <p class="hint">"Interface: the network card the packets leave by, where the route would pick another (Bootler then needs the CAP_NET_RAW capability)."</p>
+                </fieldset>
                 <button type="submit" class="button">"Save pool"</button>
             </form>
         </section>

@@ -81,8 +81,11 @@ fn power_info(power: &bootler_domain::hosts::HostPower) -> PowerInfo {
     use super::account::when;
     use bootler_domain::power::PowerAction;
     use bootler_domain::power::settings::DriverSetting;
+    let effective = power.effective();
     let mut info = PowerInfo {
-        drivers: power.drivers.iter().map(|d| d.kind().to_string()).collect(),
+        drivers: effective.iter().map(|d| d.kind().to_string()).collect(),
+        pool_wake: power.pool_wake.as_ref().map(|w| w.describe()),
+        own_drivers: !power.drivers.is_empty(),
         state: power.state.clone(),
         state_at: power.state_at.map(when),
         action: power.action.clone(),
@@ -96,7 +99,7 @@ fn power_info(power: &bootler_domain::hosts::HostPower) -> PowerInfo {
             PowerAction::Wake,
         ]
         .into_iter()
-        .filter(|a| bootler_domain::hosts::power::can(&power.drivers, *a))
+        .filter(|a| bootler_domain::hosts::power::can(&effective, *a))
         .map(|a| a.as_str().to_string())
         .collect(),
         ..PowerInfo::default()
@@ -116,11 +119,15 @@ fn power_info(power: &bootler_domain::hosts::HostPower) -> PowerInfo {
                 info.ipmi_password_set = password.is_some();
             }
             DriverSetting::Wol {
-                broadcast, port, ..
+                broadcast,
+                port,
+                interface,
+                ..
             } => {
                 info.wol = true;
                 info.wol_broadcast = broadcast.clone().unwrap_or_default();
                 info.wol_port = port.map(|p| p.to_string()).unwrap_or_default();
+                info.wol_interface = interface.clone().unwrap_or_default();
             }
         }
     }
@@ -329,6 +336,11 @@ pub struct PowerInfo {
     pub wol: bool,
     pub wol_broadcast: String,
     pub wol_port: String,
+    pub wol_interface: String,
+    /// The host has drivers of its own (not only its pool's).
+    pub own_drivers: bool,
+    /// The pool's Wake-on-LAN, described ("to 10.0.0.255:9 via eno1").
+    pub pool_wake: Option<String>,
     /// `on`/`off` as last read, and when.
     pub state: Option<String>,
     pub state_at: Option<String>,
@@ -503,6 +515,11 @@ pub struct PoolSettingsView {
     pub clean_install: bool,
     pub system: Option<String>,
     pub unattended: Option<String>,
+    /// Its nodes wake on LAN, with these (empty: the default).
+    pub wake: bool,
+    pub wake_broadcast: String,
+    pub wake_port: String,
+    pub wake_interface: String,
     pub hosts: i64,
     pub free: i64,
     pub held: i64,
@@ -570,6 +587,23 @@ pub async fn pool_settings(name: String) -> Result<PoolPageData, ServerFnError> 
         clean_install: pool.clean_install,
         system: pool.system,
         unattended: pool.unattended,
+        wake: pool.wake.is_some(),
+        wake_broadcast: pool
+            .wake
+            .as_ref()
+            .and_then(|w| w.broadcast.clone())
+            .unwrap_or_default(),
+        wake_port: pool
+            .wake
+            .as_ref()
+            .and_then(|w| w.port)
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        wake_interface: pool
+            .wake
+            .as_ref()
+            .and_then(|w| w.interface.clone())
+            .unwrap_or_default(),
         hosts: pool.hosts,
         free: pool.free,
         held: pool.held,

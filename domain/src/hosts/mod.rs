@@ -122,12 +122,23 @@ pub struct HostPower {
     pub action_at: Option<DateTime<Utc>>,
     /// `queued`, `sent`, `confirmed`, or `failed: <reason>`.
     pub result: Option<String>,
+    /// Its pool's Wake-on-LAN settings.
+    pub pool_wake: Option<crate::power::settings::WakeDefaults>,
+}
+
+impl HostPower {
+    /// The drivers the host is reached by: its own and its pool's.
+    pub fn effective(&self) -> Vec<crate::power::settings::DriverSetting> {
+        crate::power::settings::effective(&self.drivers, self.pool_wake.as_ref())
+    }
 }
 
 impl Serialize for HostPower {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serde_json::json!({
             "drivers": self.drivers.iter().map(|d| d.public()).collect::<Vec<_>>(),
+            "pool_wake": self.pool_wake,
+            "effective": self.effective().iter().map(|d| d.public()).collect::<Vec<_>>(),
             "state": self.state,
             "state_at": self.state_at,
             "action": self.action,
@@ -322,6 +333,7 @@ struct HostRow {
     power_action: Option<String>,
     power_action_at: Option<DateTime<Utc>>,
     power_result: Option<String>,
+    pool_wake: Option<String>,
     mac: Option<String>,
 }
 
@@ -370,6 +382,10 @@ fn group(rows: Vec<HostRow>) -> Vec<Host> {
                 action: row.power_action,
                 action_at: row.power_action_at,
                 result: row.power_result,
+                pool_wake: row
+                    .pool_wake
+                    .as_deref()
+                    .and_then(|w| serde_json::from_str(w).ok()),
             },
         });
     }
@@ -388,7 +404,7 @@ macro_rules! select_hosts {
              st.id AS system_id, st.name AS system_name, ut.id AS unattended_id, ut.name AS unattended_name, \
              mb.username AS marked_by, h.marked_by AS marked_by_id, h.pool_id, \
              h.lease_started_at, h.lease_ends_at, h.maintenance, h.power, h.power_state, h.power_state_at, \
-             h.power_action, h.power_action_at, h.power_result, m.mac \
+             h.power_action, h.power_action_at, h.power_result, p.wake AS pool_wake, m.mac \
              FROM (",
             $inner,
             ") h LEFT JOIN pools p ON p.id = h.pool_id LEFT JOIN users u ON u.id = h.holder_id \

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Actor, Hosts, HostsError, TemplateChoice};
+use crate::power::settings::WakeDefaults;
 use crate::templates::Kind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,6 +27,9 @@ pub struct Pool {
     pub clean_install: bool,
     pub system: Option<String>,
     pub unattended: Option<String>,
+    /// Wake-on-LAN for its nodes (those without drivers of their own, and
+    /// as the fallback of a BMC).
+    pub wake: Option<WakeDefaults>,
     /// Hosts enrolled in it.
     pub hosts: i64,
     /// Of those, free for allocation now.
@@ -49,6 +53,7 @@ struct PoolRow {
     clean_install: bool,
     system: Option<String>,
     unattended: Option<String>,
+    wake: Option<String>,
     hosts: i64,
     free: i64,
     held: i64,
@@ -69,6 +74,10 @@ impl From<PoolRow> for Pool {
             clean_install: row.clean_install,
             system: row.system,
             unattended: row.unattended,
+            wake: row
+                .wake
+                .as_deref()
+                .and_then(|w| serde_json::from_str(w).ok()),
             hosts: row.hosts,
             free: row.free,
             held: row.held,
@@ -83,7 +92,7 @@ macro_rules! select_pools {
     ($tail:literal) => {
         concat!(
             "SELECT p.id, p.name, p.description, p.access, p.default_lease_hours, \
-     p.max_lease_hours, p.max_per_user, p.clean_install, st.name AS system, ut.name AS unattended, \
+     p.max_lease_hours, p.max_per_user, p.clean_install, st.name AS system, ut.name AS unattended, p.wake, \
      (SELECT COUNT(*) FROM hosts h WHERE h.pool_id = p.id) AS hosts, \
      (SELECT COUNT(*) FROM hosts h WHERE h.pool_id = p.id AND h.holder_id IS NULL \
         AND NOT h.maintenance AND h.state IN ('local', 'installed')) AS free, \
@@ -111,6 +120,7 @@ pub struct PoolChange {
     pub clean_install: Option<bool>,
     pub system: Option<Option<TemplateChoice>>,
     pub unattended: Option<Option<TemplateChoice>>,
+    pub wake: Option<Option<WakeDefaults>>,
 }
 
 /// A pool's name: like a host name label (letters, digits, '-', '_').
@@ -151,6 +161,8 @@ struct Settled {
     clean_install: bool,
     system: Option<i64>,
     unattended: Option<i64>,
+    /// As stored (JSON).
+    wake: Option<String>,
 }
 
 /// Whether an access list names any group.
@@ -352,6 +364,12 @@ impl Hosts {
                 "A pool that installs released hosts afresh needs a `system` template (and usually an `unattended` one).".into(),
             ));
         }
+        let wake = match &change.wake {
+            Some(Some(given)) => Some(given.clone().settle().map_err(HostsError::Invalid)?),
+            Some(None) => None,
+            None => current.and_then(|p| p.wake.clone()),
+        };
+        let wake = wake.and_then(|w| serde_json::to_string(&w).ok());
         let _ = actor;
         Ok(Settled {
             name,
@@ -363,6 +381,7 @@ impl Hosts {
             clean_install,
             system,
             unattended,
+            wake,
         })
     }
 
@@ -422,8 +441,8 @@ impl Hosts {
         let inserted = crate::with_pool!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO pools (name, description, access, default_lease_hours, max_lease_hours, \
-                 max_per_user, clean_install, system_template_id, unattended_template_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 max_per_user, clean_install, system_template_id, unattended_template_id, created_at, wake) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&s.name)
             .bind(&s.description)
@@ -435,6 +454,7 @@ impl Hosts {
             .bind(s.system)
             .bind(s.unattended)
             .bind(now)
+            .bind(&s.wake)
             .execute(pool)
             .await
             .map(|_| ())
@@ -478,7 +498,7 @@ impl Hosts {
             sqlx::query(
                 "UPDATE pools SET name = $1, description = $2, access = $3, default_lease_hours = $4, \
                  max_lease_hours = $5, max_per_user = $6, clean_install = $7, \
-                 system_template_id = $8, unattended_template_id = $9 WHERE id = $10",
+                 system_template_id = $8, unattended_template_id = $9, wake = $10 WHERE id = $11",
             )
             .bind(&s.name)
             .bind(&s.description)
@@ -489,6 +509,7 @@ impl Hosts {
             .bind(s.clean_install)
             .bind(s.system)
             .bind(s.unattended)
+            .bind(&s.wake)
             .bind(current.id)
             .execute(pool)
             .await

@@ -139,14 +139,15 @@ impl Hosts {
                 continue;
             }
             let host = self.controlled(id, actor).await?;
-            if host.power.drivers.is_empty() {
+            let drivers = host.power.effective();
+            if drivers.is_empty() {
                 return Err(HostsError::Conflict(format!(
-                    "{} has no power driver yet; an administrator sets its IPMI or Wake-on-LAN first.",
+                    "{} has no power driver yet; an administrator sets its IPMI or Wake-on-LAN (or its pool's Wake-on-LAN) first.",
                     host.name
                 )));
             }
-            if !can(&host.power.drivers, request.action) {
-                let have: Vec<&str> = host.power.drivers.iter().map(DriverSetting::kind).collect();
+            if !can(&drivers, request.action) {
+                let have: Vec<&str> = drivers.iter().map(DriverSetting::kind).collect();
                 return Err(HostsError::Conflict(format!(
                     "{} cannot be asked to “{}”: its power is reached by {} only.",
                     host.name,
@@ -243,13 +244,14 @@ impl Hosts {
         now: DateTime<Utc>,
     ) -> Result<(Host, Job), HostsError> {
         let host = self.controlled(id, actor).await?;
-        if host.power.drivers.is_empty() {
+        let drivers = host.power.effective();
+        if drivers.is_empty() {
             return Err(HostsError::Conflict(format!(
                 "{} has no power driver yet; an administrator sets its IPMI or Wake-on-LAN first. Mark it and start it by hand meanwhile.",
                 host.name
             )));
         }
-        let action = if can(&host.power.drivers, PowerAction::Cycle) {
+        let action = if can(&drivers, PowerAction::Cycle) {
             PowerAction::Cycle
         } else {
             PowerAction::Wake

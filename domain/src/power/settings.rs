@@ -44,7 +44,106 @@ pub enum DriverSetting {
         /// The MAC to wake (default: the host's first).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mac: Option<String>,
+        /// The network interface the packet leaves by (where the route
+        /// would pick the wrong one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interface: Option<String>,
     },
+}
+
+/// A pool's Wake-on-LAN settings: every node in the pool can be woken
+/// with them (those without drivers of their own, and as the fallback of
+/// those with only a BMC); a node's own Wake-on-LAN driver takes what it
+/// leaves blank from here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WakeDefaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+impl WakeDefaults {
+    /// Checks and tidies settings from the API.
+    pub fn settle(self) -> Result<WakeDefaults, String> {
+        let [
+            DriverSetting::Wol {
+                broadcast,
+                port,
+                interface,
+                ..
+            },
+        ] = &settle(
+            vec![DriverSetting::Wol {
+                broadcast: self.broadcast,
+                port: self.port,
+                mac: None,
+                interface: self.interface,
+            }],
+            &[],
+            &SecretBox::new([0; 32]),
+        )?[..]
+        else {
+            return Err("Wake-on-LAN settings could not be read.".into());
+        };
+        Ok(WakeDefaults {
+            broadcast: broadcast.clone(),
+            port: *port,
+            interface: interface.clone(),
+        })
+    }
+
+    /// For people: "to 10.0.0.255:9 via eno1".
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "to {}:{}",
+            self.broadcast.as_deref().unwrap_or(wol::BROADCAST),
+            self.port.unwrap_or(wol::PORT)
+        );
+        if let Some(dev) = &self.interface {
+            out.push_str(" via ");
+            out.push_str(dev);
+        }
+        out
+    }
+}
+
+/// The drivers a host is reached by: its own, with its pool's
+/// Wake-on-LAN settings filled in (the pool's Wake-on-LAN is added last
+/// when the host has none of its own).
+pub fn effective(own: &[DriverSetting], pool: Option<&WakeDefaults>) -> Vec<DriverSetting> {
+    let Some(pool) = pool else {
+        return own.to_vec();
+    };
+    let mut out: Vec<DriverSetting> = own
+        .iter()
+        .map(|setting| match setting {
+            DriverSetting::Wol {
+                broadcast,
+                port,
+                mac,
+                interface,
+            } => DriverSetting::Wol {
+                broadcast: broadcast.clone().or_else(|| pool.broadcast.clone()),
+                port: port.or(pool.port),
+                mac: mac.clone(),
+                interface: interface.clone().or_else(|| pool.interface.clone()),
+            },
+            other => other.clone(),
+        })
+        .collect();
+    if !own.iter().any(|s| matches!(s, DriverSetting::Wol { .. })) && out.len() < MAX_DRIVERS {
+        out.push(DriverSetting::Wol {
+            broadcast: pool.broadcast.clone(),
+            port: pool.port,
+            mac: None,
+            interface: pool.interface.clone(),
+        });
+    }
+    out
 }
 
 fn ipmi_port() -> u16 {
@@ -127,6 +226,7 @@ impl DriverSetting {
                 broadcast,
                 port,
                 mac,
+                interface,
             } => {
                 let mac = match mac {
                     Some(mac) => Mac::parse(mac)?,
@@ -138,11 +238,14 @@ impl DriverSetting {
                             Mac::parse(m).map_err(|_| "the host's MAC address is unreadable")
                         })?,
                 };
-                Ok(Box::new(WakeOnLan::new(
-                    mac,
-                    broadcast.as_deref().unwrap_or(wol::BROADCAST),
-                    port.unwrap_or(wol::PORT),
-                )?))
+                Ok(Box::new(
+                    WakeOnLan::new(
+                        mac,
+                        broadcast.as_deref().unwrap_or(wol::BROADCAST),
+                        port.unwrap_or(wol::PORT),
+                    )?
+                    .via(interface.as_deref())?,
+                ))
             }
         }
     }
@@ -235,7 +338,19 @@ pub fn settle(
                 broadcast,
                 port,
                 mac,
+                interface,
             } => {
+                let interface = interface
+                    .map(|i| i.trim().to_string())
+                    .filter(|i| !i.is_empty());
+                if let Some(dev) = &interface
+                    && !wol::valid_interface(dev)
+                {
+                    bad(format!(
+                        "“{}” is not a network interface's name (like eno1 or br0).",
+                        dev.chars().take(30).collect::<String>()
+                    ))?;
+                }
                 if let Some(b) = &broadcast
                     && b.trim().parse::<std::net::IpAddr>().is_err()
                 {
@@ -252,9 +367,12 @@ pub fn settle(
                     None => None,
                 };
                 out.push(DriverSetting::Wol {
-                    broadcast: broadcast.map(|b| b.trim().to_string()),
+                    broadcast: broadcast
+                        .map(|b| b.trim().to_string())
+                        .filter(|b| !b.is_empty()),
                     port,
                     mac,
+                    interface,
                 });
             }
         }
@@ -301,6 +419,58 @@ mod tests {
     }
 
     #[test]
+    fn a_pools_wake_settings_fill_in_and_fall_back() {
+        let pool = WakeDefaults {
+            broadcast: Some("10.0.0.255".into()),
+            port: None,
+            interface: Some("eno1".into()),
+        };
+        // No drivers of its own: the pool's Wake-on-LAN.
+        let none = effective(&[], Some(&pool));
+        assert_eq!(
+            none,
+            vec![DriverSetting::Wol {
+                broadcast: Some("10.0.0.255".into()),
+                port: None,
+                mac: None,
+                interface: Some("eno1".into()),
+            }]
+        );
+        // A BMC only: the pool's Wake-on-LAN comes after it.
+        let with_bmc = effective(&[ipmi(Some("x"))], Some(&pool));
+        assert_eq!(with_bmc.len(), 2);
+        assert_eq!(with_bmc[0], ipmi(Some("x")));
+        assert_eq!(with_bmc[1].kind(), "wol");
+        // Its own Wake-on-LAN keeps what it set and takes the rest.
+        let own = DriverSetting::Wol {
+            broadcast: None,
+            port: Some(7),
+            mac: None,
+            interface: None,
+        };
+        assert_eq!(
+            effective(std::slice::from_ref(&own), Some(&pool)),
+            vec![DriverSetting::Wol {
+                broadcast: Some("10.0.0.255".into()),
+                port: Some(7),
+                mac: None,
+                interface: Some("eno1".into()),
+            }]
+        );
+        // No pool settings: its own, as they are.
+        assert_eq!(effective(std::slice::from_ref(&own), None), vec![own]);
+        assert_eq!(pool.describe(), "to 10.0.0.255:9 via eno1");
+        assert!(
+            WakeDefaults {
+                broadcast: Some("nowhere".into()),
+                ..WakeDefaults::default()
+            }
+            .settle()
+            .is_err()
+        );
+    }
+
+    #[test]
     fn bad_settings_say_what_is_wrong() {
         let secrets = SecretBox::new([1; 32]);
         let parse = |v: Value| serde_json::from_value::<Vec<DriverSetting>>(v);
@@ -312,6 +482,10 @@ mod tests {
                 "not an IP address",
             ),
             (json!([{"driver": "wol", "mac": "zz"}]), "not a MAC address"),
+            (
+                json!([{"driver": "wol", "interface": "a b"}]),
+                "network interface",
+            ),
             (
                 json!([{"driver": "ipmi", "address": "", "username": "a", "password": "b"}]),
                 "BMC address",

@@ -26,6 +26,21 @@ pub fn magic_packet(mac: &Mac) -> [u8; 102] {
 pub struct WakeOnLan {
     mac: Mac,
     target: SocketAddr,
+    /// The network interface packets leave by (Linux `SO_BINDTODEVICE`);
+    /// none: wherever the routing table sends them.
+    interface: Option<String>,
+}
+
+/// Whether `name` can be a network interface's name (Linux: 1 to 15
+/// characters, no '/', no white space).
+pub fn valid_interface(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
 }
 
 impl WakeOnLan {
@@ -39,14 +54,32 @@ impl WakeOnLan {
         Ok(WakeOnLan {
             mac,
             target: SocketAddr::new(ip, port),
+            interface: None,
         })
+    }
+
+    /// Sends the packets out of `interface` (needs `CAP_NET_RAW`).
+    pub fn via(mut self, interface: Option<&str>) -> Result<WakeOnLan, String> {
+        if let Some(name) = interface {
+            if !valid_interface(name) {
+                return Err(format!(
+                    "“{}” is not a network interface's name.",
+                    name.chars().take(20).collect::<String>()
+                ));
+            }
+            self.interface = Some(name.to_string());
+        }
+        Ok(self)
     }
 }
 
 #[async_trait]
 impl PowerDriver for WakeOnLan {
     fn describe(&self) -> String {
-        format!("Wake-on-LAN to {} for {}", self.target, self.mac)
+        match &self.interface {
+            Some(dev) => format!("Wake-on-LAN to {} via {dev} for {}", self.target, self.mac),
+            None => format!("Wake-on-LAN to {} for {}", self.target, self.mac),
+        }
     }
 
     fn can(&self, action: PowerAction) -> bool {
@@ -75,6 +108,19 @@ impl PowerDriver for WakeOnLan {
             .await
             .map_err(unreachable)?;
         socket.set_broadcast(true).map_err(unreachable)?;
+        if let Some(dev) = &self.interface {
+            // No such interface, or no right to choose it: the same next time.
+            bind_device(&socket, dev).map_err(|e| {
+                PowerError::Refused(format!(
+                    "Wake-on-LAN cannot send from interface {dev}: {e}{}.",
+                    if e.raw_os_error() == Some(1) {
+                        " (Bootler needs the CAP_NET_RAW capability for that)"
+                    } else {
+                        ""
+                    }
+                ))
+            })?;
+        }
         let packet = magic_packet(&self.mac);
         // Packets get lost and cost nothing: send three.
         for _ in 0..3 {
@@ -93,6 +139,18 @@ impl PowerDriver for WakeOnLan {
     async fn pxe_once(&self) -> Result<bool, PowerError> {
         Ok(false)
     }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bind_device(socket: &tokio::net::UdpSocket, dev: &str) -> std::io::Result<()> {
+    socket.bind_device(Some(dev.as_bytes()))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn bind_device(_: &tokio::net::UdpSocket, _: &str) -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "choosing the interface works on Linux only",
+    ))
 }
 
 #[cfg(test)]
@@ -135,5 +193,46 @@ mod tests {
             Err(PowerError::Unsupported(_))
         ));
         assert!(WakeOnLan::new(mac, "not an address", 9).is_err());
+    }
+
+    /// Packets leave by the interface asked for: by loopback they arrive;
+    /// an interface that does not exist is an error that names it.
+    #[tokio::test]
+    async fn packets_leave_by_the_interface_asked_for() {
+        let listener = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mac = Mac::parse("52-54-00-aa-bb-cd").unwrap();
+        let driver = WakeOnLan::new(mac, "127.0.0.1", port)
+            .unwrap()
+            .via(Some("lo"))
+            .unwrap();
+        assert!(
+            driver.describe().contains("via lo"),
+            "{}",
+            driver.describe()
+        );
+        driver.act(PowerAction::Wake).await.unwrap();
+        let mut buf = [0u8; 200];
+        let (n, _) = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            listener.recv_from(&mut buf),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(buf[..n], magic_packet(&mac));
+
+        let nowhere = WakeOnLan::new(mac, "127.0.0.1", port)
+            .unwrap()
+            .via(Some("bootlr-none0"))
+            .unwrap();
+        let err = nowhere.act(PowerAction::Wake).await.unwrap_err();
+        assert!(err.to_string().contains("bootlr-none0"), "{err}");
+        assert!(
+            WakeOnLan::new(mac, "127.0.0.1", port)
+                .unwrap()
+                .via(Some("eth0/../x"))
+                .is_err()
+        );
     }
 }

@@ -270,6 +270,20 @@ pub async fn power(
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": jobs.pop() }))))
 }
 
+/// `POST /api/v1/hosts/{id}/power/test` (administrators) → `200
+/// {"checks": [{"driver", "outcome": "ok" | "failed" | "untestable",
+/// "detail"}]}`: asks each BMC for the power state (Wake-on-LAN cannot be
+/// tested). A BMC that does not answer is an outcome, not an error.
+pub async fn test_power(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = host_id(id)?;
+    let checks = state.power.check(&actor(&user), id).await?;
+    Ok(Json(json!({ "checks": checks })))
+}
+
 /// `POST /api/v1/hosts/power {"hosts": [ids], "action", "pxe"?}` → `202
 /// {"jobs"}`: many at once, all or none; power-ons are paced per pool.
 pub async fn bulk_power(
@@ -389,6 +403,9 @@ pub struct PoolBody {
     system: Option<Option<Choice>>,
     #[serde(default, deserialize_with = "present")]
     unattended: Option<Option<Choice>>,
+    /// `{"broadcast"?, "port"?, "interface"?}`: its nodes wake on LAN.
+    #[serde(default, deserialize_with = "present")]
+    wake: Option<Option<bootler_domain::power::settings::WakeDefaults>>,
 }
 
 impl From<PoolBody> for PoolChange {
@@ -403,13 +420,14 @@ impl From<PoolBody> for PoolChange {
             clean_install: body.clean_install,
             system: body.system.map(|c| c.map(Into::into)),
             unattended: body.unattended.map(|c| c.map(Into::into)),
+            wake: body.wake,
         }
     }
 }
 
 /// `POST /api/v1/pools {"name", "description"?, "access"?, "default_lease_hours"?,
 /// "max_lease_hours"?, "max_per_user"?, "clean_install"?, "system"?,
-/// "unattended"?}` (administrators) → 201.
+/// "unattended"?, "wake"?}` (administrators) → 201.
 pub async fn create_pool(
     State(state): State<AppState>,
     Caller(user): Caller,

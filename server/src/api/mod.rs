@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/hosts/{id}/mark", post(hosts::mark))
         .route("/hosts/{id}/unmark", post(hosts::unmark))
         .route("/hosts/{id}/power", post(hosts::power))
+        .route("/hosts/{id}/power/test", post(hosts::test_power))
         .route("/hosts/{id}/reinstall", post(hosts::reinstall))
         .route("/hosts/power", post(hosts::bulk_power))
         .route("/hosts/allocate", post(hosts::allocate))

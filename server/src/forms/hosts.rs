@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/hosts/power", post(bulk_power))
         .route("/hosts/{id}/reinstall", post(reinstall))
         .route("/hosts/{id}/power-drivers", post(power_drivers))
+        .route("/hosts/{id}/power-test", post(power_test))
         .route("/hosts/allocate", post(allocate))
         .route("/pools", post(create_pool))
         .route("/pools/{name}", post(update_pool))
@@ -453,6 +454,14 @@ pub struct PoolSettingsForm {
     system: String,
     #[serde(default)]
     unattended: String,
+    /// Its nodes wake on LAN, with:
+    wake: Option<String>,
+    #[serde(default)]
+    wake_broadcast: String,
+    #[serde(default)]
+    wake_port: String,
+    #[serde(default)]
+    wake_interface: String,
 }
 
 /// A number field: empty is none.
@@ -511,6 +520,15 @@ pub async fn update_pool(
             return to(&back, &[("err", message)]);
         }
     };
+    let wake = match (&form.wake, port(&form.wake_port, "Wake-on-LAN")) {
+        (None, _) => None,
+        (Some(_), Ok(port)) => Some(bootler_domain::power::settings::WakeDefaults {
+            broadcast: Some(form.wake_broadcast.trim().to_string()).filter(|b| !b.is_empty()),
+            port,
+            interface: Some(form.wake_interface.trim().to_string()).filter(|i| !i.is_empty()),
+        }),
+        (Some(_), Err(message)) => return to(&back, &[("err", message)]),
+    };
     let change = bootler_domain::hosts::PoolChange {
         name: None,
         description: Some(form.description),
@@ -528,6 +546,7 @@ pub async fn update_pool(
         clean_install: Some(form.clean_install.is_some()),
         system: Some(named(&form.system)),
         unattended: Some(named(&form.unattended)),
+        wake: Some(wake),
     };
     match state
         .hosts
@@ -660,6 +679,34 @@ pub async fn reinstall(
     }
 }
 
+/// Administrators: "Test connection" asks each BMC for the power state.
+pub async fn power_test(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Redirect {
+    use bootler_domain::jobs::kinds::power_state::CheckOutcome;
+    let (host, back, _form, session) =
+        match host_form(&state, &headers, &id, form, |f: &CsrfForm| &f.csrf).await {
+            Ok(parts) => parts,
+            Err(redirect) => return redirect,
+        };
+    let back = format!("{back}#power-title");
+    match state.power.check(&actor(&session.user), host).await {
+        Ok(checks) => {
+            let text = checks
+                .iter()
+                .map(|c| format!("{}: {}", c.driver, c.detail))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let failed = checks.iter().any(|c| c.outcome == CheckOutcome::Failed);
+            to(&back, &[(if failed { "err" } else { "notice" }, text)])
+        }
+        Err(err) => to(&back, &[("err", general_message(err))]),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct DriversForm {
     #[serde(default)]
@@ -679,6 +726,8 @@ pub struct DriversForm {
     wol_broadcast: String,
     #[serde(default)]
     wol_port: String,
+    #[serde(default)]
+    wol_interface: String,
 }
 
 fn port(text: &str, what: &str) -> Result<Option<u16>, String> {
@@ -731,6 +780,7 @@ pub async fn power_drivers(
             broadcast: Some(form.wol_broadcast.trim().to_string()).filter(|b| !b.is_empty()),
             port,
             mac: None,
+            interface: Some(form.wol_interface.trim().to_string()).filter(|i| !i.is_empty()),
         });
     }
     let count = drivers.len();

@@ -350,3 +350,181 @@ async fn ipmi_power_is_confirmed_and_reinstall_boots_from_the_network() {
     assert_eq!(log["total"], 3, "{log}");
     app.stop().await;
 }
+
+/// The host's JSON as its admin sees it.
+async fn host_json(app: &TestApp, id: i64) -> Value {
+    let (status, body) =
+        send(app.as_user(Method::GET, "boss", &format!("/api/v1/hosts/{id}"))).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+// A pool's Wake-on-LAN settings start its nodes that have no driver of
+// their own, and fill in what a node's own Wake-on-LAN leaves empty;
+// packets leave by the interface asked for.
+both_engines! {
+    async fn pools_wake_their_nodes_on_lan(app: TestApp) {
+        app.add_user("boss", Role::Admin).await;
+        let hosts = hosts(app, 2).await;
+        let listener = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let pool = "/api/v1/pools/lab";
+        let wake = |id: i64| app.as_user(Method::POST, "boss", &format!("/api/v1/hosts/{id}/power")).json(&json!({"action": "wake"}));
+
+        // Bad settings are refused with the reason; nothing changes.
+        for (bad, words) in [
+            (json!({"wake": {"broadcast": "everyone"}}), "not an IP address"),
+            (json!({"wake": {"interface": "eth 0"}}), "network interface"),
+            (json!({"wake": {"colour": "red"}}), "colour"),
+        ] {
+            let (status, body) = send(app.as_user(Method::PUT, "boss", pool).json(&bad)).await;
+            assert!(matches!(status, 400 | 422), "{bad}: {status} {body}");
+            assert!(body["error"]["message"].as_str().unwrap().contains(words), "{bad}: {body}");
+        }
+        let (status, body) = send(wake(hosts[0].0)).await;
+        assert_eq!(status, 409, "no driver yet: {body}");
+
+        let (status, body) = send(app.as_user(Method::PUT, "boss", pool).json(
+            &json!({"wake": {"broadcast": "127.0.0.1", "port": port, "interface": "lo"}}),
+        )).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["pool"]["wake"]["interface"], "lo", "{body}");
+
+        // No driver of its own: woken as its pool says.
+        let body = host_json(app, hosts[0].0).await;
+        assert_eq!(body["host"]["power"]["drivers"], json!([]), "{body}");
+        assert_eq!(body["host"]["power"]["effective"][0]["driver"], "wol", "{body}");
+        let (status, body) = send(wake(hosts[0].0)).await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(packet(&listener).await, hosts[0].1);
+        let done = finished(app, "boss", body["job"]["id"].as_i64().unwrap()).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+        assert!(done["result"]["driver"].as_str().unwrap().contains("via lo"), "{done}");
+
+        // Its own Wake-on-LAN without a port: the pool's port.
+        let (status, body) = send(app.as_user(Method::PUT, "boss", &format!("/api/v1/hosts/{}", hosts[1].0))
+            .json(&json!({"power": [{"driver": "wol", "broadcast": "127.0.0.1"}]}))).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, _) = send(wake(hosts[1].0)).await;
+        assert_eq!(status, 202);
+        // Three copies of each packet: skip what is left of the first.
+        let mut got = packet(&listener).await;
+        while got == hosts[0].1 {
+            got = packet(&listener).await;
+        }
+        assert_eq!(got, hosts[1].1);
+
+        // An interface that is not there: the job fails and names it.
+        let (status, _) = send(app.as_user(Method::PUT, "boss", pool).json(
+            &json!({"wake": {"broadcast": "127.0.0.1", "port": port, "interface": "bootlr-none0"}}),
+        )).await;
+        assert_eq!(status, 200);
+        let (status, body) = send(wake(hosts[0].0)).await;
+        assert_eq!(status, 202, "{body}");
+        let done = finished(app, "boss", body["job"]["id"].as_i64().unwrap()).await;
+        assert_eq!(done["state"], "failed", "{done}");
+        assert!(done["error"].as_str().unwrap().contains("bootlr-none0"), "{done}");
+
+        // Cleared: the node without a driver cannot be started again.
+        let (status, body) = send(app.as_user(Method::PUT, "boss", pool).json(&json!({"wake": null}))).await;
+        assert_eq!((status, body["pool"]["wake"].clone()), (200, Value::Null), "{body}");
+        let (status, body) = send(wake(hosts[0].0)).await;
+        assert_eq!(status, 409, "{body}");
+    }
+}
+
+/// Administrators test a host's power drivers (a BMC answers with the
+/// state, a wrong password and Wake-on-LAN say so), and the poll keeps the
+/// state fresh when the chassis changes behind Bootler's back.
+#[tokio::test]
+async fn connection_tests_and_the_state_poll_read_the_bmc() {
+    use crate::support::ipmi_sim::{IpmiSim, PASSWORD, USER};
+    let sim = tokio::task::spawn_blocking(IpmiSim::start).await.unwrap();
+    let app = TestApp::start_with(None, |config| {
+        config.power.poll_seconds = 1;
+    })
+    .await;
+    app.add_user("boss", Role::Admin).await;
+    app.add_user("ana", Role::User).await;
+    let hosts = hosts(&app, 3).await;
+    let (bmc, wol, wrong) = (hosts[0].0, hosts[1].0, hosts[2].0);
+    let set = |id: i64, power: Value| {
+        app.as_user(Method::PUT, "boss", &format!("/api/v1/hosts/{id}"))
+            .json(&json!({ "power": power }))
+    };
+    let ipmi = |password: &str| json!([{"driver": "ipmi", "address": "127.0.0.1", "port": sim.port, "username": USER, "password": password}]);
+    assert_eq!(send(set(bmc, ipmi(PASSWORD))).await.0, 200);
+    assert_eq!(send(set(wrong, ipmi("not-the-one"))).await.0, 200);
+    assert_eq!(
+        send(set(
+            wol,
+            json!([{"driver": "wol", "broadcast": "127.0.0.1"}])
+        ))
+        .await
+        .0,
+        200
+    );
+    let test = |user: &str, id: i64| {
+        app.as_user(
+            Method::POST,
+            user,
+            &format!("/api/v1/hosts/{id}/power/test"),
+        )
+    };
+    sim.set_power(false);
+
+    assert_eq!(send(test("ana", bmc)).await.0, 403);
+    let (status, body) = send(test("boss", bmc)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"][0]["outcome"], "ok", "{body}");
+    assert!(
+        body["checks"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("power is off"),
+        "{body}"
+    );
+    assert_eq!(host_json(&app, bmc).await["host"]["power"]["state"], "off");
+    let (status, body) = send(test("boss", wrong)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"][0]["outcome"], "failed", "{body}");
+    assert!(
+        body["checks"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "{body}"
+    );
+    let (status, body) = send(test("boss", wol)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"][0]["outcome"], "untestable", "{body}");
+    assert_eq!(send(test("boss", 9999)).await.0, 404);
+
+    // Powered on behind Bootler's back: the poll sees it.
+    sim.set_power(true);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = host_json(&app, bmc).await;
+        if body["host"]["power"]["state"] == "on" {
+            assert!(
+                body["timeline"]
+                    .to_string()
+                    .contains("power found on by the state poll"),
+                "{}",
+                body["timeline"]
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the poll never read “on”: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Wake-on-LAN only: never read.
+    assert_eq!(
+        host_json(&app, wol).await["host"]["power"]["state"],
+        Value::Null
+    );
+    app.stop().await;
+}

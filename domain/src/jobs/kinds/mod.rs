@@ -2,6 +2,7 @@
 
 pub mod noop;
 pub mod power;
+pub mod power_state;
 
 use super::Registry;
 

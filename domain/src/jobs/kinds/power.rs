@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::db::Db;
 use crate::jobs::{Events, JobContext, JobError, JobKind};
 use crate::power::sealed::SecretBox;
-use crate::power::settings::{DriverContext, DriverSetting};
+use crate::power::settings::{DriverContext, DriverSetting, WakeDefaults, effective};
 use crate::power::{PowerAction, PowerDriver, PowerError, PowerState};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,11 +38,13 @@ pub struct PowerJob {
 }
 
 #[derive(sqlx::FromRow)]
-struct Target {
-    name: String,
-    state: String,
-    holder_id: Option<i64>,
-    power: String,
+pub(crate) struct Target {
+    pub(crate) name: String,
+    pub(crate) state: String,
+    pub(crate) holder_id: Option<i64>,
+    pub(crate) power: String,
+    pub(crate) pool_wake: Option<String>,
+    pub(crate) power_state: Option<String>,
 }
 
 /// The state an action leads to, if one can be checked.
@@ -55,24 +57,62 @@ fn expected(action: PowerAction) -> PowerState {
 
 impl PowerJob {
     async fn target(&self, id: i64) -> Result<(Target, Vec<String>), JobError> {
-        let internal = |e: sqlx::Error| JobError::Transient(format!("database: {e}"));
+        self.load(id)
+            .await
+            .map_err(|e| JobError::Transient(format!("database: {e}")))?
+            .ok_or_else(|| JobError::Permanent(format!("Host {id} no longer exists.")))
+    }
+
+    /// A host's power settings and MACs; none if it is gone.
+    pub(crate) async fn load(&self, id: i64) -> Result<Option<(Target, Vec<String>)>, sqlx::Error> {
         let target: Option<Target> = crate::with_pool!(&self.db, pool => {
-            sqlx::query_as("SELECT name, state, holder_id, power FROM hosts WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-        })
-        .map_err(internal)?;
-        let target =
-            target.ok_or_else(|| JobError::Permanent(format!("Host {id} no longer exists.")))?;
+            sqlx::query_as(
+                "SELECT h.name, h.state, h.holder_id, h.power, p.wake AS pool_wake, h.power_state \
+                 FROM hosts h LEFT JOIN pools p ON p.id = h.pool_id WHERE h.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        let Some(target) = target else {
+            return Ok(None);
+        };
         let macs: Vec<String> = crate::with_pool!(&self.db, pool => {
             sqlx::query_scalar("SELECT mac FROM host_macs WHERE host_id = $1 ORDER BY mac")
                 .bind(id)
                 .fetch_all(pool)
                 .await
-        })
-        .map_err(internal)?;
-        Ok((target, macs))
+        })?;
+        Ok(Some((target, macs)))
+    }
+
+    /// The host's drivers (its own and its pool's), ready to use, and why
+    /// any could not be built.
+    pub(crate) fn drivers(
+        &self,
+        target: &Target,
+        macs: &[String],
+    ) -> (Vec<Box<dyn PowerDriver>>, Vec<String>) {
+        let own: Vec<DriverSetting> = serde_json::from_str(&target.power).unwrap_or_default();
+        let pool: Option<WakeDefaults> = target
+            .pool_wake
+            .as_deref()
+            .and_then(|w| serde_json::from_str(w).ok());
+        let context = DriverContext {
+            macs,
+            secrets: &self.secrets,
+            ipmi_timeout: self.ipmi_timeout,
+            ipmi_retries: self.ipmi_retries,
+        };
+        let mut drivers = Vec::new();
+        let mut problems = Vec::new();
+        for setting in effective(&own, pool.as_ref()) {
+            match setting.driver(&context) {
+                Ok(driver) => drivers.push(driver),
+                Err(reason) => problems.push(reason),
+            }
+        }
+        (drivers, problems)
     }
 
     /// Writes the outcome to the host, its timeline and the holder's (and
@@ -180,21 +220,7 @@ impl JobKind for PowerJob {
         let id = payload.host_id;
         let action = payload.action;
         let (target, macs) = self.target(id).await?;
-        let settings: Vec<DriverSetting> = serde_json::from_str(&target.power).unwrap_or_default();
-        let context = DriverContext {
-            macs: &macs,
-            secrets: &self.secrets,
-            ipmi_timeout: self.ipmi_timeout,
-            ipmi_retries: self.ipmi_retries,
-        };
-        let mut drivers = Vec::new();
-        let mut problems = Vec::new();
-        for setting in &settings {
-            match setting.driver(&context) {
-                Ok(driver) => drivers.push(driver),
-                Err(reason) => problems.push(reason),
-            }
-        }
+        let (drivers, mut problems) = self.drivers(&target, &macs);
         let outcome = self
             .carry_out(&drivers, action, payload.pxe, &mut problems)
             .await;
