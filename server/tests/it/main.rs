@@ -41,6 +41,7 @@ mod http;
 mod ipmi;
 mod jobs;
 mod jobs_processes;
+mod lab;
 mod ldap;
 mod leases;
 mod mail;

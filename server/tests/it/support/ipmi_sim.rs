@@ -9,12 +9,21 @@
 //! `<script> set shutdown 1` (soft off), `<script> set reset 1` and
 //! `<script> set boot <device>` (`pxe`, `disk`, `cdrom`, `bios`, `default`).
 //!
-//! Every test starts its own simulator. It is killed on drop, and a
-//! watchdog shell kills it when the test process is gone, however it ended.
-//! Cross-checks use the real `ipmitool`, not Bootler's code.
+//! [`IpmiSim::start_node`] makes the chassis a machine instead (the
+//! simulated lab, as `scripts/lab.sh` runs it): "power on" starts a command
+//! (a QEMU PXE node, see `support/pxe.rs`), "power off" and "soft off" kill
+//! it, and the power state is whether it runs.
+//!
+//! Every test starts its own simulator, in a process group of its own that
+//! holds what it starts (the chassis script, a machine; QEMU's network
+//! forwarders run in sessions of their own and end with their connection
+//! when QEMU does). The group is killed on drop, and a watchdog shell
+//! kills it when the test process is gone, however it ended. Cross-checks
+//! use the real `ipmitool`, not Bootler's code.
 
 use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,27 +66,78 @@ fn free_udp_port() -> u16 {
 /// The chassis: `power` and `boot` files next to the script, `calls.log`
 /// with one line per call. A soft shutdown is an operating system that
 /// obeys: the power goes off.
+///
+/// With `node.sh` next to it, the chassis is a machine: power on runs
+/// `node.sh` in the background (no stdin, output appended to `node.log`,
+/// its pid in `node.pid`), power off, soft off and reset kill it (reset
+/// starts it again), and the power is on while it runs. It counts as
+/// running only while that pid is alive, not a zombie, and in the
+/// simulator's process group (so a reused pid is never taken for it).
+/// ipmi_sim waits for the script (it reads its output to the end), so the
+/// node must hold none of its descriptors: `node.log` replaces stdout.
 const CHASSIS_SCRIPT: &str = r#"#!/bin/sh
 d=$(dirname "$0")
 echo "$(date +%s.%N) $*" >> "$d/calls.log"
+group_of() { # pid: its process group, if it runs and is no zombie
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  set -- $st
+  [ "$1" != Z ] || return 1
+  echo "$3"
+}
+node_pid() { # the node's pid, while it runs
+  pid=$(cat "$d/node.pid" 2>/dev/null) || return 1
+  case "$pid" in ''|*[!0-9]*) return 1 ;; esac
+  [ "$(group_of "$pid")" = "$(group_of $$)" ] || return 1
+  echo "$pid"
+}
+node_on() {
+  node_pid >/dev/null && return 0
+  echo "===== $(date +%s.%N): powered on by the BMC =====" >> "$d/node.log"
+  bash "$d/node.sh" </dev/null >>"$d/node.log" 2>&1 &
+  echo $! > "$d/node.pid"
+}
+node_off() {
+  pid=$(node_pid) || return 0
+  kill -TERM "$pid" 2>/dev/null
+  i=0
+  while [ $i -lt 30 ] && node_pid >/dev/null; do sleep 0.1; i=$((i + 1)); done
+  node_pid >/dev/null && kill -KILL "$pid" 2>/dev/null
+  echo "===== $(date +%s.%N): $1 =====" >> "$d/node.log"
+}
 op=$1
 shift
 case "$op" in
 get)
   for what in "$@"; do
     case "$what" in
-      power) echo "power:$(cat "$d/power" 2>/dev/null || echo 0)" ;;
+      power)
+        if [ -f "$d/node.sh" ]; then
+          if node_pid >/dev/null; then echo power:1; else echo power:0; fi
+        else
+          echo "power:$(cat "$d/power" 2>/dev/null || echo 0)"
+        fi
+        ;;
       boot) echo "boot:$(cat "$d/boot" 2>/dev/null || echo default)" ;;
     esac
   done
   ;;
 set)
   while [ $# -ge 2 ]; do
-    case "$1" in
-      power) echo "$2" > "$d/power" ;;
-      shutdown) echo 0 > "$d/power" ;;
-      boot) echo "$2" > "$d/boot" ;;
-    esac
+    if [ -f "$d/node.sh" ]; then
+      case "$1" in
+        power) if [ "$2" = 1 ]; then node_on; else node_off "powered off by the BMC"; fi ;;
+        shutdown) [ "$2" = 1 ] && node_off "soft off (the node obeys at once)" ;;
+        reset) [ "$2" = 1 ] && { node_off "reset by the BMC"; node_on; } ;;
+        boot) echo "$2" > "$d/boot" ;;
+      esac
+    else
+      case "$1" in
+        power) echo "$2" > "$d/power" ;;
+        shutdown) echo 0 > "$d/power" ;;
+        boot) echo "$2" > "$d/boot" ;;
+      esac
+    fi
     shift 2
   done
   ;;
@@ -85,10 +145,36 @@ esac
 exit 0
 "#;
 
+/// What `node.sh` runs first: it lets go of every descriptor it inherited
+/// from ipmi_sim and the chassis script besides stdin, stdout and stderr
+/// (ipmi_sim's sockets, say), then runs the node's command.
+const NODE_PRELUDE: &str = r#"#!/bin/bash
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  case $fd in 0|1|2|255) ;; *) [ -e "/proc/$$/fd/$fd" ] && eval "exec $fd>&-" ;; esac
+done
+"#;
+
 impl IpmiSim {
     /// Starts a simulator with the chassis powered off and waits until
     /// `ipmitool` gets an answer from it.
     pub fn start() -> IpmiSim {
+        IpmiSim::launch(None::<fn(&Path) -> String>)
+    }
+
+    /// Starts a simulator whose chassis is a machine, powered off: "power
+    /// on" runs the shell command `node` returns (with bash, in the
+    /// background, from the simulator's folder, its output appended to
+    /// `node.log`); "power off" and "soft off" kill it (SIGTERM, SIGKILL
+    /// after 3 s); the power is on while it runs. `node` gets the
+    /// simulator's folder, for the machine's own files. The command should
+    /// `exec` the machine, so that the pid the chassis keeps is the
+    /// machine's.
+    pub fn start_node(node: impl FnOnce(&Path) -> String) -> IpmiSim {
+        IpmiSim::launch(Some(node))
+    }
+
+    fn launch(node: Option<impl FnOnce(&Path) -> String>) -> IpmiSim {
         let sim_bin = tool("ipmi_sim");
         tool("ipmitool");
         let dir = tempfile::tempdir().unwrap();
@@ -97,6 +183,14 @@ impl IpmiSim {
         std::fs::write(&script, CHASSIS_SCRIPT).unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.path().join("power"), "0\n").unwrap();
+        if let Some(node) = node {
+            let command = node(dir.path());
+            std::fs::write(
+                dir.path().join("node.sh"),
+                format!("{NODE_PRELUDE}{command}\n"),
+            )
+            .unwrap();
+        }
         // `name` picks the folder under the state directory; `guid` is
         // needed for RMCP+ (RAKP signs it). The user line's last fields
         // are the IPMI 1.5 authentication types the user may use.
@@ -130,8 +224,10 @@ impl IpmiSim {
         std::fs::create_dir(dir.path().join("state")).unwrap();
         let log = std::fs::File::create(dir.path().join("ipmi_sim.log")).unwrap();
         // -n: no console on stdin/stdout (with stdin not a terminal,
-        // ipmi_sim would abort in epoll).
+        // ipmi_sim would abort in epoll). Its own process group (id: its
+        // pid) holds whatever its chassis script starts, to kill at the end.
         let child = Command::new(sim_bin)
+            .process_group(0)
             .current_dir(dir.path())
             .arg("-c")
             .arg(dir.path().join("lan.conf"))
@@ -185,9 +281,12 @@ impl IpmiSim {
         }
     }
 
+    /// Kills ipmi_sim's process group once the test process is gone (or
+    /// the folder is). ipmi_sim is never reaped before [`Drop`] kills the
+    /// watchdog, so its pid still names its group then.
     fn spawn_watchdog(&self, pid: u32) -> Option<Child> {
         let script = format!(
-            "while kill -0 {me} 2>/dev/null && [ -d '{dir}' ]; do sleep 1; done; kill -9 {pid} 2>/dev/null",
+            "while kill -0 {me} 2>/dev/null && [ -d '{dir}' ]; do sleep 1; done; kill -9 -{pid} {pid} 2>/dev/null",
             me = std::process::id(),
             dir = self.dir.path().display(),
         );
@@ -255,16 +354,56 @@ impl IpmiSim {
         }
     }
 
-    /// Whether the simulated chassis is powered on (the script's file).
+    /// Whether the simulated chassis is powered on (the script's file; for
+    /// a machine, whether it runs).
     pub fn power(&self) -> bool {
+        if self.is_node() {
+            return self.node_pid().is_some();
+        }
         std::fs::read_to_string(self.dir.path().join("power"))
             .unwrap_or_default()
             .trim()
             == "1"
     }
 
-    /// Powers the simulated chassis on or off behind the BMC's back.
+    /// The simulator's folder (`calls.log`, and a machine's own files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn is_node(&self) -> bool {
+        self.dir.path().join("node.sh").exists()
+    }
+
+    /// The machine's pid while it runs ([`IpmiSim::start_node`]): alive,
+    /// not a zombie, and in the simulator's process group, as the chassis
+    /// script checks it.
+    pub fn node_pid(&self) -> Option<u32> {
+        let group = self.child.as_ref()?.id();
+        let pid: u32 = std::fs::read_to_string(self.dir.path().join("node.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+        (fields.first() != Some(&"Z") && fields.get(2) == Some(&group.to_string().as_str()))
+            .then_some(pid)
+    }
+
+    /// What the machine printed (every run, with a line where the BMC
+    /// powered it on or off).
+    pub fn node_log(&self) -> String {
+        String::from_utf8_lossy(
+            &std::fs::read(self.dir.path().join("node.log")).unwrap_or_default(),
+        )
+        .into_owned()
+    }
+
+    /// Powers the simulated chassis on or off behind the BMC's back (not
+    /// for a machine: start or stop it through the BMC).
     pub fn set_power(&self, on: bool) {
+        assert!(!self.is_node(), "a machine is powered through its BMC");
         std::fs::write(
             self.dir.path().join("power"),
             if on { "1\n" } else { "0\n" },
@@ -312,6 +451,15 @@ impl IpmiSim {
 impl Drop for IpmiSim {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // The whole group first (a machine, its helpers, a chassis
+            // script that runs): ipmi_sim is not reaped yet, so its pid
+            // still names the group.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }

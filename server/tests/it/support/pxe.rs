@@ -13,6 +13,9 @@
 //! The node's serial console (iPXE's messages) and QEMU's own stderr go to
 //! `qemu.log` in the temp dir; read them with [`PxeNode::log`].
 //!
+//! [`shell_command`] is the same node for something else to start and stop,
+//! such as a simulated BMC's chassis (`IpmiSim::start_node`).
+//!
 //! # Required Debian packages (bookworm)
 //!
 //! `apt-get install -y --no-install-recommends qemu-system-x86 ipxe-qemu python3-minimal`
@@ -56,20 +59,33 @@ pub const BOOT_FILE_URL: &str = "http://10.0.2.100/boot.ipxe";
 pub const QEMU: &str = "qemu-system-x86_64";
 
 /// The forwarder QEMU runs for each guest connection: argv[1] is the host
-/// port. stdin/stdout (and stderr) are QEMU's end of the guest connection, so
-/// the script must never print anything itself.
+/// port; with an argv[2], each request line the guest sends (`GET /boot.ipxe`)
+/// is appended to that file. stdin/stdout (and stderr) are QEMU's end of the
+/// guest connection, so the script must never print anything itself.
 const FORWARDER_PY: &str = r#"import os, socket, sys, threading
 try:
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 except Exception:
     os._exit(1)
+def note(chunk):
+    # A chunk that starts a request (iPXE may keep a connection open).
+    if len(sys.argv) < 3:
+        return
+    try:
+        line = chunk.split(b"\r\n", 1)[0].decode("ascii", "replace")
+        if line.startswith(("GET ", "POST ", "HEAD ")):
+            with open(sys.argv[2], "a") as f:
+                f.write(line.rsplit(" ", 1)[0] + "\n")
+    except Exception:
+        pass
 def up():
     try:
         while True:
             b = os.read(0, 65536)
             if not b:
                 break
+            note(b)
             s.sendall(b)
     except Exception:
         pass
@@ -224,8 +240,49 @@ fn forwarder_cmd(script: &Path, port: u16) -> String {
     } else {
         "python3"
     };
-    let quoted = format!("'{}'", script.display().to_string().replace('\'', r"'\''"));
-    format!("{python} {quoted} {port}")
+    format!(
+        "{python} {} {port}",
+        shell_quote(&script.display().to_string())
+    )
+}
+
+/// `text` as one shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The file [`shell_command`]'s node notes its HTTP requests in.
+pub const REQUESTS_LOG: &str = "requests.log";
+
+/// The same node as a shell command, for something else to start and stop
+/// (a BMC's chassis, see `IpmiSim::start_node`): `exec <qemu> <args>`, so
+/// the shell's pid becomes QEMU's. The forwarder is written into `dir`,
+/// and every HTTP request line the node sends (`GET /boot.ipxe`, …) is
+/// appended to `dir/requests.log` (see [`requests`]). The console goes to
+/// the command's stdout.
+pub fn shell_command(mac: &str, http_port: u16, dir: &Path) -> io::Result<String> {
+    let script = dir.join("forward.py");
+    fs::write(&script, FORWARDER_PY)?;
+    let forwarder = format!(
+        "{} {}",
+        forwarder_cmd(&script, http_port),
+        shell_quote(&dir.join(REQUESTS_LOG).display().to_string())
+    );
+    let args: Vec<String> = qemu_args(mac, &forwarder)
+        .iter()
+        .map(|arg| shell_quote(arg))
+        .collect();
+    Ok(format!("exec {QEMU} {}", args.join(" ")))
+}
+
+/// The request lines a [`shell_command`] node sent, oldest first, e.g.
+/// `GET /boot/52-54-00-12-34-56?hostname=`.
+pub fn requests(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join(REQUESTS_LOG))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// QEMU's arguments. A comma inside an option value is written `,,`.
