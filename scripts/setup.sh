@@ -17,11 +17,12 @@ die() { printf '\033[1;31msetup:\033[0m %s\n' "$*" >&2; exit 1; }
 CARGO_LEPTOS_VERSION=0.3.11
 
 # --- Debian packages -------------------------------------------------------
-# build: a C compiler for the bundled SQLite; node/npm for wasm-opt (binaryen)
-# and the browser tests.
-apt_run=(gcc libc6-dev pkg-config ca-certificates)
+# build: a C compiler for the bundled SQLite, libvirt's client library (the
+# VM backend); node/npm for wasm-opt (binaryen) and the browser tests.
+apt_run=(gcc libc6-dev pkg-config ca-certificates libvirt-dev)
 # test: the real peers the test suite starts on loopback.
-apt_test=(postgresql slapd ldap-utils openssl chromium fonts-liberation python3-aiosmtpd qemu-system-x86 ipxe-qemu openipmi ipmitool python3-minimal debconf)
+apt_test=(postgresql slapd ldap-utils openssl chromium fonts-liberation python3-aiosmtpd qemu-system-x86 ipxe-qemu openipmi ipmitool python3-minimal debconf
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-utils dnsmasq-base ipxe genisoimage)
 
 packages=("${apt_run[@]}")
 [ "$mode" = test ] && packages+=("${apt_test[@]}")

@@ -40,6 +40,7 @@ use pages::password::{ForgotPage, ResetPage};
 use pages::power::PowerPage;
 use pages::register::{ConfirmPage, ConfirmedPage, RegisterPage, RegisterSentPage};
 use pages::templates::{TemplatePage, TemplatesPage};
+use pages::vms::VmsPage;
 use server_fns::current_user::{CurrentUserResource, current_user};
 
 /// The HTML document around the application, rendered on the server only.
@@ -123,6 +124,7 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route path=StaticSegment("templates") view=TemplatesPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("vms") view=VmsPage ssr=SsrMode::Async />
                     <Route
                         path=(StaticSegment("templates"), ParamSegment("id"))
                         view=TemplatePage

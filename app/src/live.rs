@@ -28,6 +28,36 @@ pub struct HostEvent {
     pub detail: String,
 }
 
+/// A VM changed (`event.data` of kind `instance`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct InstanceEvent {
+    pub instance: i64,
+    pub hostname: String,
+    pub state: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// The notification for a VM event: it runs, it broke, it is gone.
+pub fn instance_toast(event: &InstanceEvent) -> Option<(crate::components::toasts::Level, String)> {
+    use crate::components::toasts::Level;
+    let name = &event.hostname;
+    match event.state.as_str() {
+        "running" if event.detail.starts_with("running") => {
+            Some((Level::Success, format!("{name} is {}.", event.detail)))
+        }
+        "failed" => Some((
+            Level::Error,
+            format!("{name} could not be created: {}", event.detail),
+        )),
+        "missing" => Some((Level::Error, format!("{name} is {}.", event.detail))),
+        "destroying" if event.detail == "destroyed" => {
+            Some((Level::Info, format!("{name} was destroyed.")))
+        }
+        _ => None,
+    }
+}
+
 /// A lease changed (`event.data` of kind `lease`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct LeaseEvent {
@@ -74,6 +104,8 @@ pub struct Live {
     pub last_job: RwSignal<Option<JobEvent>>,
     /// The newest host event; host pages refetch when it changes.
     pub last_host: RwSignal<Option<HostEvent>>,
+    /// The newest VM event (with its event id); the VM page refetches.
+    pub last_instance: RwSignal<Option<(i64, InstanceEvent)>>,
     /// Whether the WebSocket is open.
     pub connected: RwSignal<bool>,
 }
@@ -83,6 +115,7 @@ impl Live {
         Live {
             last_job: RwSignal::new(None),
             last_host: RwSignal::new(None),
+            last_instance: RwSignal::new(None),
             connected: RwSignal::new(false),
         }
     }
@@ -147,7 +180,10 @@ mod socket {
     use wasm_bindgen::prelude::Closure;
     use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-    use super::{HostEvent, JobEvent, LeaseEvent, Live, host_toast, job_toast, lease_toast};
+    use super::{
+        HostEvent, InstanceEvent, JobEvent, LeaseEvent, Live, host_toast, instance_toast,
+        job_toast, lease_toast,
+    };
     use crate::components::toasts::Toasts;
 
     #[derive(Deserialize)]
@@ -255,6 +291,14 @@ mod socket {
                                 toasts.push(level, text);
                             }
                             live.last_host.set(Some(host));
+                        } else if event.kind == "instance"
+                            && let Ok(instance) =
+                                serde_json::from_value::<InstanceEvent>(event.data.clone())
+                        {
+                            if let Some((level, text)) = instance_toast(&instance) {
+                                toasts.push(level, text);
+                            }
+                            live.last_instance.set(Some((event.id, instance)));
                         } else if event.kind == "lease"
                             && let Ok(lease) = serde_json::from_value::<LeaseEvent>(event.data)
                         {

@@ -57,6 +57,8 @@ pub struct Config {
     pub leases: LeasesConfig,
     /// Power control of bare-metal nodes (IPMI, Wake-on-LAN).
     pub power: PowerConfig,
+    /// Virtual machines: backend, flavors, images, limits.
+    pub vm: crate::vms::config::VmConfig,
 }
 
 /// Power control: timeouts, the pace of power-ons, and the key that seals
@@ -533,6 +535,7 @@ impl Default for Config {
             boot: BootConfig::default(),
             leases: LeasesConfig::default(),
             power: PowerConfig::default(),
+            vm: crate::vms::config::VmConfig::default(),
         }
     }
 }
@@ -594,6 +597,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.vm
+            .check()
+            .map_err(|(key, message)| invalid(&key, message))?;
         for network in &self.boot.allowed_networks {
             crate::hosts::Network::parse(network)
                 .map_err(|reason| invalid("boot.allowed_networks", reason))?;
@@ -1118,6 +1124,56 @@ mod tests {
         assert_eq!(config.ldap.uid_start, 5000);
         assert_eq!(config.ldap.timeout_seconds, 10);
         assert!(!config.ldap.starttls);
+    }
+
+    #[test]
+    fn vm_flavors_and_images_from_file_and_bad_ones_explained() {
+        let load = |text: &str| {
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            write!(file, "{text}").unwrap();
+            Config::load(Some(file.path()), env(&[]))
+        };
+        let config = load(
+            "[vm]\nbackend = \"openstack\"\nvcpu_budget = 64\n\
+             [[vm.flavors]]\nname = \"tiny\"\nvcpus = 1\nmemory_mib = 512\ndisk_gib = 5\nreference = \"m1.tiny\"\n\
+             [[vm.images]]\nname = \"Debian 12\"\nreference = \"debian-12-genericcloud\"\nlogin = \"debian\"\n\
+             [vm.openstack]\nauth_url = \"https://keystone.lab:5000/v3\"\nnetwork = \"lab-net\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.vm.backend,
+            crate::vms::config::BackendKind::Openstack
+        );
+        assert_eq!(config.vm.flavors.len(), 1);
+        assert_eq!(config.vm.flavors[0].reference(), "m1.tiny");
+        assert_eq!(config.vm.images[0].login.as_deref(), Some("debian"));
+        assert_eq!(config.vm.openstack.network.as_deref(), Some("lab-net"));
+        // The defaults: libvirt, three flavors, no images.
+        let defaults = Config::load(None, env(&[])).unwrap();
+        assert_eq!(
+            defaults.vm.backend,
+            crate::vms::config::BackendKind::Libvirt
+        );
+        assert_eq!(defaults.vm.libvirt.uri, "qemu:///system");
+        assert_eq!(defaults.vm.flavors.len(), 3);
+        for (text, words) in [
+            (
+                "[[vm.flavors]]\nname = \"a\"\nvcpus = 0\nmemory_mib = 512\ndisk_gib = 5\n",
+                "at least 1 vCPU",
+            ),
+            (
+                "[[vm.flavors]]\nname = \"Big One\"\nvcpus = 1\nmemory_mib = 512\ndisk_gib = 5\n",
+                "not a flavor name",
+            ),
+            (
+                "[[vm.images]]\nname = \"x\"\nreference = \"\"\n",
+                "needs a `name` and a `reference`",
+            ),
+            ("[vm]\nbackend = \"vmware\"\n", "vmware"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(words), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod power;
 pub mod secret;
 pub mod ssh_key;
 pub mod templates;
+pub mod vms;
 
 pub use config::Config;
 pub use db::Db;

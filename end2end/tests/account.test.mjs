@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bootlerCommand, startBootler } from './support/server.mjs';
-import { launchBrowser, screenshotPath, watchErrors } from './support/browser.mjs';
+import { launchBrowser, screenshotPath, watchErrors, hydrated } from './support/browser.mjs';
 
 const KEY =
   'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII54pw2MuYAO5C89/IFd+pI5pTYu/7/YyrVEv+lKk3xa ana@laptop';
@@ -32,7 +32,7 @@ for (const javaScriptEnabled of [true, false]) {
       const page = await context.newPage();
       await page.goto(server.url + '/login?next=/account');
       if (javaScriptEnabled) {
-        await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+        await hydrated(page);
       }
       await page.getByLabel('Username or e-mail address').fill('ana');
       await page.getByLabel('Password').fill('correct horse battery');

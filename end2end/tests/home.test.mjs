@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBootler } from './support/server.mjs';
-import { launchBrowser, screenshotPath, watchErrors } from './support/browser.mjs';
+import { launchBrowser, screenshotPath, watchErrors, hydrated } from './support/browser.mjs';
 
 describe('start page', () => {
   let server;
@@ -31,7 +31,7 @@ describe('start page', () => {
 
     // The WASM sets data-hydrated on <body> from an effect, which only runs
     // in the browser after hydration.
-    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await hydrated(page);
 
     const metalTab = page.getByRole('tab', { name: 'Bare-metal node' });
     const vmTab = page.getByRole('tab', { name: 'Virtual machine' });

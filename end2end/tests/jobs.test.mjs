@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bootlerCommand, startBootler } from './support/server.mjs';
-import { launchBrowser, screenshotPath, watchErrors } from './support/browser.mjs';
+import { launchBrowser, screenshotPath, watchErrors, hydrated } from './support/browser.mjs';
 
 const PASSWORD = 'correct horse battery';
 
@@ -31,7 +31,7 @@ for (const javaScriptEnabled of [true, false]) {
       const page = await context.newPage();
       await page.goto(server.url + '/login?next=/jobs');
       if (javaScriptEnabled) {
-        await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+        await hydrated(page);
       }
       await page.getByLabel('Username or e-mail address').fill(username);
       await page.getByLabel('Password').fill(PASSWORD);
@@ -46,7 +46,7 @@ for (const javaScriptEnabled of [true, false]) {
       const errors = watchErrors(page);
       await page.getByText('No jobs yet.').waitFor();
       if (javaScriptEnabled) {
-        await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+        await hydrated(page);
       }
       const toasts = page.getByRole('region', { name: 'Notifications' });
       if (javaScriptEnabled) {

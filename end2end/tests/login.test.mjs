@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bootlerCommand, linkIn, outboxMails, startBootler } from './support/server.mjs';
-import { launchBrowser, screenshotPath, watchErrors } from './support/browser.mjs';
+import { launchBrowser, screenshotPath, watchErrors, hydrated } from './support/browser.mjs';
 
 for (const javaScriptEnabled of [true, false]) {
   const mode = javaScriptEnabled ? 'hydrated' : 'no-js';
@@ -30,7 +30,7 @@ for (const javaScriptEnabled of [true, false]) {
 
       await page.goto(server.url + '/login');
       if (javaScriptEnabled) {
-        await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+        await hydrated(page);
       }
       await page.getByLabel('Username or e-mail address').fill('ana');
       await page.getByLabel('Password').fill('not the password');
@@ -106,7 +106,7 @@ for (const javaScriptEnabled of [true, false]) {
       for (let i = 0; i < 6; i++) {
         await page.goto(server.url + '/login');
         if (javaScriptEnabled) {
-          await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+          await hydrated(page);
         }
         await page.getByLabel('Username or e-mail address').fill('ana');
         await page.getByLabel('Password').fill(`wrong ${i}`);

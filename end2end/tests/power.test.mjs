@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { bootlerCommand, startBootler } from './support/server.mjs';
-import { launchBrowser, screenshotPath, watchErrors } from './support/browser.mjs';
+import { launchBrowser, screenshotPath, watchErrors, hydrated } from './support/browser.mjs';
 
 const PASSWORD = 'correct horse battery';
 const MAC = '52-54-00-aa-cc-01';
@@ -60,14 +60,14 @@ for (const javaScriptEnabled of [true, false]) {
       const page = await context.newPage();
       await page.goto(`${server.url}/login?next=${next}`);
       if (javaScriptEnabled) {
-        await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+        await hydrated(page);
       }
       await page.getByLabel('Username or e-mail address').fill(username);
       await page.getByLabel('Password').fill(PASSWORD);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.waitForURL(server.url + next);
       if (javaScriptEnabled) {
-        await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+        await hydrated(page);
       }
       return page;
     }
@@ -187,7 +187,7 @@ for (const javaScriptEnabled of [true, false]) {
 
       // node3 has no settings of its own: the pool's Wake-on-LAN.
       await boss.goto(`${server.url}/hosts/${hosts[0].id}`);
-      if (javaScriptEnabled) await boss.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+      if (javaScriptEnabled) await hydrated(boss);
       await boss.getByTestId('pool-wake').getByText('to 127.0.0.1:' + listener.address().port + ' via lo').waitFor();
       await boss.getByTestId('power-test').click();
       await boss.getByText(/Wake-on-LAN to 127\.0\.0\.1:\d+ via lo for 52:54:00:aa:cc:03: Nothing answers Wake-on-LAN/).waitFor();

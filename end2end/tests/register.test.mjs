@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { linkIn, outboxMails, startBootler } from './support/server.mjs';
-import { launchBrowser, screenshotPath, watchErrors } from './support/browser.mjs';
+import { launchBrowser, screenshotPath, watchErrors, hydrated } from './support/browser.mjs';
 
 for (const javaScriptEnabled of [true, false]) {
   const mode = javaScriptEnabled ? 'hydrated' : 'no-js';
@@ -35,7 +35,7 @@ for (const javaScriptEnabled of [true, false]) {
       await page.getByRole('link', { name: 'Create an account' }).click();
       await page.waitForURL(server.url + '/register');
       if (javaScriptEnabled) {
-        await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+        await hydrated(page);
       }
       await page.getByText('Your institutional address: …@uminho.pt.').waitFor();
       await page.screenshot({ path: screenshotPath(`register-${mode}`), fullPage: true });

@@ -74,6 +74,8 @@ pub(crate) fn provide_server_context(state: &AppState) {
     provide_context(state.jobs.clone());
     provide_context(state.hosts.clone());
     provide_context(state.templates.clone());
+    provide_context(state.instances.clone());
+    provide_context(state.vms.clone());
 }
 
 /// Leptos server functions (`/sfn/<name>`), with the same context as pages.
@@ -114,7 +116,10 @@ impl Server {
             );
         }
         let secrets = services::secrets(&config);
-        let jobs = services::jobs(&config, &db, &secrets);
+        let events = bootler_domain::jobs::Events::new(db.clone());
+        let instances = services::instances(&config, &db);
+        let vms = services::vms(&config, &db, &events, &instances)?;
+        let jobs = services::jobs(&config, &db, events, &secrets, vms.clone());
         let hosts = services::hosts(&config, &db, jobs.events().clone())?;
         let templates = bootler_domain::templates::Templates::new(db.clone());
         // Another replica starting at the same moment may win the race;
@@ -139,6 +144,8 @@ impl Server {
             templates,
             pace,
             power,
+            instances,
+            vms,
             secrets,
             stopping,
             metrics: metrics::shared(),
@@ -190,6 +197,11 @@ impl Server {
             self.state.config.power.poll_seconds,
             self.state.stopping.clone(),
         ));
+        let reconcile = tokio::spawn(vm_reconciler(
+            self.state.vms.clone(),
+            self.state.config.vm.reconcile_seconds,
+            self.state.stopping.clone(),
+        ));
         let stopping = self.stopping;
         let served = axum::serve(
             self.listener,
@@ -205,6 +217,7 @@ impl Server {
         let _ = watchdog.await;
         let _ = leases.await;
         let _ = poll.await;
+        let _ = reconcile.await;
         // The boot requests' timeline rows still queued.
         hosts.flush().await;
         db.close().await;
@@ -258,6 +271,34 @@ async fn power_poll(
                     tracing::warn!(error = %err, "power state poll");
                 }
             }
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Compares Bootler's VMs with the backend every `every_seconds` (0:
+/// never), and learns the backend's capacity.
+async fn vm_reconciler(
+    vms: bootler_domain::jobs::kinds::vm::VmJob,
+    every_seconds: u64,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    if every_seconds == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(every_seconds));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        tokio::select! {
+            result = vms.reconcile() => match result {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(changed = n, "VMs reconciled with the backend"),
+                Err(err) => tracing::warn!(error = %err, "VM reconcile"),
+            },
             _ = stopping.wait_for(|s| *s) => return,
         }
     }

@@ -10,11 +10,22 @@ use bootler_domain::directory::{Builtin, Ldap, SharedDirectory};
 use bootler_domain::hosts::power::Pace;
 use bootler_domain::hosts::{BootSettings, Hosts, Network};
 use bootler_domain::jobs::kinds::power::PowerJob;
+use bootler_domain::jobs::kinds::vm::VmJob;
 use bootler_domain::jobs::{self, Events, Jobs};
 use bootler_domain::mail::{Outbox, SharedMailer, Smtp, SmtpSettings, SmtpTls};
 use bootler_domain::power::sealed::SecretBox;
 use bootler_domain::templates::{Sandbox, WorkerLimits};
+use bootler_domain::vms::backend::VmBackend;
+use bootler_domain::vms::config::BackendKind;
+use bootler_domain::vms::instances::{Instances, VmRules};
+use bootler_domain::vms::libvirt::LibvirtBackend;
+use bootler_domain::vms::openstack::OpenStackBackend;
 use bootler_domain::{Config, Db};
+
+/// Bootler's VMs and their limits.
+pub fn instances(config: &Config, db: &Db) -> Instances {
+    Instances::new(db.clone(), VmRules::from_config(&config.vm))
+}
 
 pub fn directory(config: &Config, db: &Db) -> SharedDirectory {
     match config.directory.kind {
@@ -91,12 +102,44 @@ pub fn power(config: &Config, db: &Db, events: &Events, secrets: &SecretBox) -> 
     }
 }
 
+/// The VM backend `vm.backend` names.
+pub fn vm_backend(config: &Config) -> anyhow::Result<Arc<dyn VmBackend>> {
+    Ok(match config.vm.backend {
+        BackendKind::Libvirt => Arc::new(LibvirtBackend::new(
+            config.vm.libvirt.clone(),
+            config.data_dir.join("vms"),
+        )),
+        BackendKind::Openstack => Arc::new(
+            OpenStackBackend::new(&config.vm.openstack)
+                .map_err(|e| anyhow::anyhow!("vm.openstack: {e}"))?,
+        ),
+    })
+}
+
+/// What builds, changes and reconciles VMs.
+pub fn vms(
+    config: &Config,
+    db: &Db,
+    events: &Events,
+    instances: &Instances,
+) -> anyhow::Result<VmJob> {
+    Ok(VmJob {
+        db: db.clone(),
+        events: events.clone(),
+        instances: instances.clone(),
+        backend: vm_backend(config)?,
+        create_timeout: Duration::from_secs(config.vm.create_timeout_seconds.max(1)),
+        poll: Duration::from_secs(2),
+    })
+}
+
 /// The job queue with every kind this build knows.
-pub fn jobs(config: &Config, db: &Db, secrets: &SecretBox) -> Jobs {
-    let events = Events::new(db.clone());
+pub fn jobs(config: &Config, db: &Db, events: Events, secrets: &SecretBox, vms: VmJob) -> Jobs {
     Jobs::new(
         db.clone(),
-        jobs::kinds::builtin().with(power(config, db, &events, secrets)),
+        jobs::kinds::builtin()
+            .with(power(config, db, &events, secrets))
+            .with(vms),
         events,
         jobs::Settings::from_config(&config.jobs),
     )

@@ -41,6 +41,10 @@ pub struct Services {
     pub secrets: bootler_domain::power::sealed::SecretBox,
     /// Reads power state (the poll, the connection test).
     pub power: bootler_domain::jobs::kinds::power::PowerJob,
+    /// Virtual machines: the records and their limits…
+    pub instances: bootler_domain::vms::instances::Instances,
+    /// …and what acts on the backend.
+    pub vms: bootler_domain::jobs::kinds::vm::VmJob,
     /// How power-ons are paced per pool.
     pub pace: bootler_domain::hosts::power::Pace,
     /// Turns true when the server is shutting down: long-lived connections

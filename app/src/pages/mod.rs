@@ -11,3 +11,4 @@ pub mod password;
 pub mod power;
 pub mod register;
 pub mod templates;
+pub mod vms;

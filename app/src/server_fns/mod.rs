@@ -10,3 +10,4 @@ pub mod hosts;
 pub mod jobs;
 pub mod registration_info;
 pub mod templates;
+pub mod vms;

@@ -48,3 +48,28 @@ export function watchErrors(page) {
   });
   return errors;
 }
+
+/// Waits until the page has hydrated (the app sets `data-hydrated` on the
+/// body). If it does not within 30 s, the error says what the page
+/// reported meanwhile (a panic during hydration, a failed fetch), not only
+/// that time ran out.
+export async function hydrated(page, timeout = 30_000) {
+  const seen = [];
+  const onError = (err) => seen.push(`pageerror: ${err.message}`);
+  const onConsole = (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') seen.push(`console ${msg.type()}: ${msg.text()}`);
+  };
+  page.on('pageerror', onError);
+  page.on('console', onConsole);
+  try {
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout });
+  } catch (err) {
+    const wasm = await page
+      .evaluate(() => performance.getEntriesByType('resource').filter((r) => r.name.endsWith('.wasm')).map((r) => `${r.name} ${Math.round(r.duration)} ms, ${r.transferSize} B`))
+      .catch(() => []);
+    throw new Error(`${page.url()} did not hydrate within ${timeout / 1000} s; the page reported: ${JSON.stringify(seen)}; WASM: ${JSON.stringify(wasm)}`, { cause: err });
+  } finally {
+    page.off('pageerror', onError);
+    page.off('console', onConsole);
+  }
+}

@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 mod accounts;
 pub(crate) mod hosts;
+pub(crate) mod instances;
 pub mod jobs;
 mod profile;
 mod templates;
@@ -25,6 +26,15 @@ pub fn router() -> Router<AppState> {
         .route("/me", get(accounts::me).patch(profile::update_me))
         .route("/me/keys", get(profile::list_keys).post(profile::add_key))
         .route("/me/keys/{id}", delete(profile::delete_key))
+        .route("/instances", get(instances::list).post(instances::create))
+        .route("/instances/choices", get(instances::choices))
+        .route("/instances/capacity", get(instances::capacity))
+        .route(
+            "/instances/{id}",
+            get(instances::get).delete(instances::destroy),
+        )
+        .route("/instances/{id}/start", post(instances::start))
+        .route("/instances/{id}/stop", post(instances::stop))
         .route("/hosts", get(hosts::list))
         .route("/hosts/{id}", get(hosts::get).put(hosts::update))
         .route("/hosts/{id}/mark", post(hosts::mark))

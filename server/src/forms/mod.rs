@@ -24,6 +24,7 @@ mod admin;
 mod hosts;
 mod jobs;
 mod templates;
+mod vms;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .merge(hosts::router())
         .merge(templates::router())
+        .merge(vms::router())
         .layer(axum::middleware::from_fn_with_state(state, same_origin))
 }
 

@@ -50,3 +50,5 @@ mod power;
 mod pxe;
 mod sessions;
 mod templates;
+mod vms;
+mod vms_libvirt;

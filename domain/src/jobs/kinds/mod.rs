@@ -3,6 +3,7 @@
 pub mod noop;
 pub mod power;
 pub mod power_state;
+pub mod vm;
 
 use super::Registry;
 

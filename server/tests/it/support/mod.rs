@@ -1,5 +1,6 @@
 pub mod app;
 pub mod ipmi_sim;
+pub mod libvirt;
 pub mod pg;
 pub mod process;
 pub mod pxe;
