@@ -192,7 +192,7 @@ fn NewVm(view: VmsView) -> impl IntoView {
                 <div class="field">
                     <label for="vm-hostname">"1. Host name"</label>
                     <input id="vm-hostname" name="hostname" required=true maxlength="63" autocomplete="off"
-                        placeholder="e.g. experiment-1" prop:value=move || asked_hostname.get() />
+                        placeholder="e.g. experiment-1" value=move || asked_hostname.get() />
                     <p class="field-hint hint">"Letters, digits and dashes; unique among your VMs."</p>
                 </div>
                 <fieldset class="fieldset">
@@ -294,10 +294,14 @@ fn VmRowView(vm: VmRow, csrf: String, owner: bool) -> impl IntoView {
                 <span class=format!("status status-vm-{}", vm.state) data-testid=format!("vm-state-{}", vm.hostname)>
                     {state_label(&vm.state)}
                 </span>
-                {vm.error.clone().map(|e| view! { <p class="field-error">{e}</p> })}
+                {vm.error.clone().map(|e| {
+                    // A failure in red; a note on a VM still on its way in grey.
+                    let broken = matches!(vm.state.as_str(), "failed" | "missing" | "running" | "stopped");
+                    view! { <p class:field-error=broken class:hint=!broken data-testid=format!("vm-error-{}", vm.hostname)>{e}</p> }
+                })}
             </td>
             <td>{login}</td>
-            <td><span class="nowrap">{vm.flavor.clone()}</span> <span class="hint">{vm.size.clone()}</span></td>
+            <td><span class="nowrap">{vm.flavor.clone()}</span>" "<span class="hint">{vm.size.clone()}</span></td>
             <td class="row-actions">{toggle}{destroy}</td>
         </tr>
     }

@@ -142,7 +142,7 @@ pub async fn vms_overview() -> Result<Option<VmsView>, ServerFnError> {
         let vms = use_context::<VmJob>().ok_or_else(|| ServerFnError::new("VM service missing"))?;
         let capacity = match vms.backend.capacity().await {
             Ok(c) => c.description,
-            Err(e) => format!("The backend does not answer: {e}"),
+            Err(e) => e.to_string(),
         };
         let held: Vec<_> = all.iter().filter(|i| i.state.holds_resources()).collect();
         let rules = instances.rules();
@@ -152,8 +152,11 @@ pub async fn vms_overview() -> Result<Option<VmsView>, ServerFnError> {
             all: all.iter().map(row).collect(),
             capacity,
             used: format!(
-                "{} VMs hold {} vCPUs and {} GiB of memory. Largest VM: {}.",
-                held.len(),
+                "{} {} vCPUs and {} GiB of memory. Largest VM: {}.",
+                match held.len() {
+                    1 => "1 VM holds".to_string(),
+                    n => format!("{n} VMs hold"),
+                },
                 limit(u64::from(vcpus), u64::from(rules.vcpu_budget), " (budget)"),
                 memory / 1024,
                 match instances.max_vcpus_per_vm() {

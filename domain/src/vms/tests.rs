@@ -429,6 +429,34 @@ async fn failures_leave_nothing_on_the_backend_and_say_why() {
     assert_eq!(f.backend.count(), 0);
     *f.backend.break_with.lock().unwrap() = None;
 
+    // The backend does not answer once: still creating, saying why, then
+    // running on the next attempt with the note gone.
+    *f.backend.fail_create.lock().unwrap() = Some(VmError::Unavailable(
+        "libvirt at qemu:///system does not answer.".into(),
+    ));
+    let (vm, _) = f
+        .instances
+        .create(&f.jobs, &ana, &ask("retry", "small"), Utc::now())
+        .await
+        .unwrap();
+    let vm = settles(&f, &ana, vm.id, Some(InstanceState::Running))
+        .await
+        .unwrap();
+    assert_eq!(vm.error, None);
+    // The owner was told why it took long.
+    let told: Vec<String> = crate::with_pool!(&f.db, pool => {
+        sqlx::query_scalar("SELECT data FROM events WHERE kind = 'instance' AND user_id = $1")
+            .bind(ana.user_id)
+            .fetch_all(pool)
+            .await
+    })
+    .unwrap();
+    assert!(
+        told.iter()
+            .any(|d| d.contains("does not answer. Bootler tries again.")),
+        "{told:?}"
+    );
+
     // It never runs in time: removed, failed.
     *f.backend.build_reads.lock().unwrap() = 100_000;
     let (vm, _) = f
@@ -440,7 +468,7 @@ async fn failures_leave_nothing_on_the_backend_and_say_why() {
         .await
         .unwrap();
     assert!(vm.error.unwrap().contains("did not run within 5 s"));
-    assert_eq!(f.backend.count(), 0);
+    assert_eq!(f.backend.count(), 1, "only the VM that runs");
     workers.shutdown().await;
 }
 

@@ -223,6 +223,14 @@ impl VmJob {
                         id
                     }
                     Err(VmError::Unavailable(message)) if !last_attempt => {
+                        // Still creating; the owner sees why it takes long.
+                        let stop = if message.ends_with('.') { "" } else { "." };
+                        let note = format!("{message}{stop} Bootler tries again.");
+                        let mut change = Change::to(InstanceState::Creating);
+                        change.error = Some(Some(&note));
+                        self.record(&instance, ctx.requested_by, change, &note)
+                            .await
+                            .map_err(db)?;
                         return Err(JobError::Transient(message));
                     }
                     Err(err) => {

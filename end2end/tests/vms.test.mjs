@@ -1,0 +1,100 @@
+// The VMs page: the three questions with clear errors that keep what was
+// typed, a VM that appears as "creating" and, when the backend cannot
+// build it, says why (live with JavaScript, on reload without), and removing
+// it after a confirmation. The backend here is a libvirt that is not
+// running: the real libvirt path is tested in server/tests/it/vms.rs.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { bootlerCommand, startBootler } from './support/server.mjs';
+import { launchBrowser, screenshotPath, watchErrors, hydrated } from './support/browser.mjs';
+
+const PASSWORD = 'correct horse battery';
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb8Qb5fGB8Yk1lJc2yqb0F0+f3e3m1vSxV6Qb2lJ0bq ana@laptop';
+
+for (const javaScriptEnabled of [true, false]) {
+  const mode = javaScriptEnabled ? 'hydrated' : 'no-js';
+
+  describe(`VMs (${mode})`, () => {
+    let server;
+    let browser;
+
+    before(async () => {
+      server = await startBootler({
+        BOOTLER_VM__IMAGES: '[{name = "Debian 12", reference = "/nonexistent/debian-12.qcow2", login = "debian"}]',
+        BOOTLER_VM__LIBVIRT__URI: 'qemu:///system?socket=/nonexistent/libvirt-sock',
+        BOOTLER_VM__MAX_VCPUS_PER_USER: '2',
+        BOOTLER_JOBS__MAX_ATTEMPTS: '2',
+        BOOTLER_JOBS__BACKOFF_BASE_MS: '300',
+      });
+      await bootlerCommand(server, ['user', 'add', 'ana', '--email', 'ana@uminho.pt', '--name', 'Ana Silva'], `${PASSWORD}\n`);
+      browser = await launchBrowser();
+    });
+
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+
+    test('three questions; a VM the backend cannot build says why and can be removed', async () => {
+      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1200, height: 1000 } });
+      const page = await context.newPage();
+      await page.goto(`${server.url}/login?next=/vms`);
+      if (javaScriptEnabled) await hydrated(page);
+      await page.getByLabel('Username or e-mail address').fill('ana');
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(`${server.url}/vms`);
+      if (javaScriptEnabled) await hydrated(page);
+      const errors = watchErrors(page);
+
+      await page.getByText('You have no VMs yet').waitFor();
+      // "large" (4 vCPUs) does not fit a quota of 2: shown, not choosable.
+      const large = page.getByLabel(/large/);
+      assert.equal(await large.isDisabled(), true);
+      await page.getByText('large needs 4 vCPUs; you use 0 of your 2.').waitFor();
+
+      // A bad host name: the sentence, and the answers kept.
+      await page.getByLabel('1. Host name').fill('-web');
+      await page.getByLabel(/medium/).check();
+      await page.getByLabel('SSH public key').fill(KEY);
+      await page.getByTestId('create-vm').click();
+      await page.getByText('“-web” is not a host name').waitFor();
+      assert.equal(await page.getByLabel('1. Host name').inputValue(), '-web');
+      assert.equal(await page.getByLabel(/medium/).isChecked(), true);
+
+      await page.getByLabel('1. Host name').fill('experiment-1');
+      await page.getByLabel('SSH public key').fill(KEY);
+      await page.getByTestId('create-vm').click();
+      await page.getByText(/^Creating experiment-1 \(job #\d+\)/).waitFor();
+      const state = page.getByTestId('vm-state-experiment-1');
+      assert.match(await state.innerText(), /creating|failed/);
+
+      // The backend does not answer: after its attempts the VM fails with
+      // the reason (live with JavaScript; on reload without).
+      const deadline = Date.now() + 30_000;
+      while ((await state.innerText()) !== 'failed') {
+        assert.ok(Date.now() < deadline, `still ${await state.innerText()}`);
+        if (!javaScriptEnabled) await page.reload();
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      await page.getByTestId('vm-error-experiment-1').getByText(/libvirt at qemu:\/\/\/system\?socket=\/nonexistent\/libvirt-sock does not answer/).waitFor();
+      await page.screenshot({ path: screenshotPath(`vms-${mode}`), fullPage: true });
+
+      // Removing it asks first.
+      await page.getByTestId('vm-destroy-open-experiment-1').click();
+      await page.getByText('Destroy experiment-1 and its disk? This cannot be undone.').waitFor();
+      await page.getByTestId('vm-destroy-experiment-1').click();
+      await page.getByText('Destroying experiment-1.').waitFor();
+      const gone = Date.now() + 20_000;
+      while ((await page.getByTestId('vm-state-experiment-1').count()) > 0) {
+        assert.ok(Date.now() < gone, 'the VM is still listed');
+        if (!javaScriptEnabled) await page.reload();
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      const { instances } = await (await page.request.get(`${server.url}/api/v1/instances`)).json();
+      assert.deepEqual(instances, []);
+      assert.deepEqual(errors.filter((e) => !e.includes('Failed to load resource')), []);
+      await context.close();
+    });
+  });
+}
