@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bootlerCommand, startBootler } from './support/server.mjs';
-import { launchBrowser, screenshotPath, watchErrors, hydrated } from './support/browser.mjs';
+import { launchBrowser, screenshotPath, watchErrors, hydrated as waitHydrated } from './support/browser.mjs';
 
 const PASSWORD = 'correct horse battery';
 
@@ -47,7 +47,7 @@ for (const javaScriptEnabled of [true, false]) {
 
     async function hydrated(page) {
       if (javaScriptEnabled) {
-        await hydrated(page);
+        await waitHydrated(page);
       }
     }
 
