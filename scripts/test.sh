@@ -35,6 +35,14 @@ cargo leptos build
 step "Rust tests"
 cargo test --locked 2>&1 | tee "$logs/cargo"
 
+# The OpenStack backend against a real cloud, when one is given (the
+# standard OS_* variables or OS_CLOUD, and BOOTLER_OS_LIVE_IMAGE/FLAVOR):
+# see domain/tests/openstack.rs. Without them the double above stands in.
+if [ -n "${OS_AUTH_URL:-}${OS_CLOUD:-}" ]; then
+  step "OpenStack live test"
+  cargo test --locked -p bootler-domain --test openstack -- --ignored live_cloud 2>&1 | tee -a "$logs/cargo"
+fi
+
 step "browser tests"
 (cd end2end && BOOTLER_BIN="$PWD/../target/debug/bootler" BOOTLER_SITE_DIR="$PWD/../target/site" node --test --test-reporter=spec tests/) 2>&1 | tee "$logs/node"
 
