@@ -56,12 +56,7 @@ pub struct VmsView {
 
 #[cfg(feature = "ssr")]
 fn size(vcpus: u32, memory_mib: u64, disk_gib: u64) -> String {
-    let memory = if memory_mib.is_multiple_of(1024) {
-        format!("{} GiB", memory_mib / 1024)
-    } else {
-        format!("{memory_mib} MiB")
-    };
-    format!("{vcpus} vCPU · {memory} · {disk_gib} GiB disk")
+    format!("{vcpus} vCPU · {} · {disk_gib} GiB disk", mib(memory_mib))
 }
 
 #[cfg(feature = "ssr")]
@@ -78,6 +73,18 @@ fn row(instance: &bootler_domain::vms::instances::Instance) -> VmRow {
         ssh_command: instance.ssh_command(),
         error: instance.error.clone(),
         created: super::account::when(instance.created_at),
+    }
+}
+
+/// "128 MiB", "4 GiB", "1.5 GiB".
+#[cfg(feature = "ssr")]
+fn mib(value: u64) -> String {
+    if value < 1024 {
+        format!("{value} MiB")
+    } else if value.is_multiple_of(1024) {
+        format!("{} GiB", value / 1024)
+    } else {
+        format!("{:.1} GiB", value as f64 / 1024.0)
     }
 }
 
@@ -131,11 +138,10 @@ pub async fn vms_overview() -> Result<Option<VmsView>, ServerFnError> {
             u64::from(choices.limits.vcpus),
             ""
         ),
-        limit(
-            choices.usage.memory_mib / 1024,
-            choices.limits.memory_mib / 1024,
-            " GiB"
-        ),
+        match choices.limits.memory_mib {
+            0 => format!("{} (no limit)", mib(choices.usage.memory_mib)),
+            max => format!("{} of {}", mib(choices.usage.memory_mib), mib(max)),
+        },
     );
     let admin = if actor.admin {
         let all = instances.list(&actor, true).await.map_err(error)?;
@@ -152,13 +158,13 @@ pub async fn vms_overview() -> Result<Option<VmsView>, ServerFnError> {
             all: all.iter().map(row).collect(),
             capacity,
             used: format!(
-                "{} {} vCPUs and {} GiB of memory. Largest VM: {}.",
+                "{} {} vCPUs and {} of memory. Largest VM: {}.",
                 match held.len() {
                     1 => "1 VM holds".to_string(),
                     n => format!("{n} VMs hold"),
                 },
                 limit(u64::from(vcpus), u64::from(rules.vcpu_budget), " (budget)"),
-                memory / 1024,
+                mib(memory),
                 match instances.max_vcpus_per_vm() {
                     0 => "not known yet".to_string(),
                     n => format!("{n} vCPUs"),
