@@ -27,12 +27,57 @@ for (const javaScriptEnabled of [true, false]) {
         BOOTLER_JOBS__BACKOFF_BASE_MS: '300',
       });
       await bootlerCommand(server, ['user', 'add', 'ana', '--email', 'ana@uminho.pt', '--name', 'Ana Silva'], `${PASSWORD}\n`);
+      await bootlerCommand(server, ['user', 'add', '--admin', 'boss', '--email', 'boss@uminho.pt', '--name', 'Beatriz Boss'], `${PASSWORD}\n`);
       browser = await launchBrowser();
     });
 
     after(async () => {
       await browser?.close();
       await server?.stop();
+    });
+
+    async function signIn(username) {
+      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1200, height: 1000 } });
+      const page = await context.newPage();
+      await page.goto(`${server.url}/login?next=/vms`);
+      if (javaScriptEnabled) await hydrated(page);
+      await page.getByLabel('Username or e-mail address').fill(username);
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(`${server.url}/vms`);
+      if (javaScriptEnabled) await hydrated(page);
+      return { context, page };
+    }
+
+    test("an administrator sets a person's VM quota; the person's flavors follow it", async () => {
+      const boss = await signIn('boss');
+      const errors = watchErrors(boss.page);
+      const page = boss.page;
+      await page.getByText('Everyone: VMs: 5, vCPUs: 2, memory: 16 GiB.').waitFor();
+      await page.getByLabel('Username', { exact: true }).fill('nobody');
+      await page.getByLabel('vCPUs', { exact: true }).fill('1');
+      await page.getByTestId('set-vm-quota').click();
+      await page.getByText('There is no user “nobody”.').waitFor();
+      await page.getByLabel('Username', { exact: true }).fill('ana');
+      await page.getByLabel('vCPUs', { exact: true }).fill('1');
+      await page.getByTestId('set-vm-quota').click();
+      await page.getByText('Set the VM quota of “ana”.').waitFor();
+      await page.getByTestId('vm-quotas').getByText('ana: VMs: 5, vCPUs: 1, memory: 16 GiB').waitFor();
+      assert.deepEqual(errors, []);
+      await boss.context.close();
+
+      const ana = await signIn('ana');
+      await ana.page.getByText('medium needs 2 vCPUs; you use 0 of your 1.').waitFor();
+      assert.equal(await ana.page.getByLabel(/medium/).isDisabled(), true);
+      await ana.context.close();
+
+      // Back to the default for the next test.
+      const again = await signIn('boss');
+      await again.page.getByLabel('Username', { exact: true }).fill('ana');
+      await again.page.getByTestId('set-vm-quota').click();
+      await again.page.getByText('“ana” has the default VM quota again.').waitFor();
+      assert.equal(await again.page.getByTestId('vm-quotas').count(), 0);
+      await again.context.close();
     });
 
     test('three questions; a VM the backend cannot build says why and can be removed', async () => {

@@ -90,6 +90,39 @@ fn Vms(view: VmsView) -> impl IntoView {
                 } else {
                     Either::Right(view! { <VmTable rows=rows.into_any() owner=true /> })
                 }}
+                <h3 id="vm-quotas">"Quotas"</h3>
+                <p class="hint">{format!("Everyone: {}.", admin.default_quota)}</p>
+                {(!admin.quotas.is_empty()).then(|| {
+                    let items = admin
+                        .quotas
+                        .iter()
+                        .map(|(name, limits)| view! { <li><strong>{name.clone()}</strong>": " {limits.clone()}</li> })
+                        .collect_view();
+                    view! { <ul class="quota-list" data-testid="vm-quotas">{items}</ul> }
+                })}
+                <form method="post" action="/vms/quota" class="form">
+                    <input type="hidden" name="csrf" value=csrf.clone() />
+                    <div class="form-row">
+                        <div class="field">
+                            <label for="quota-user">"Username"</label>
+                            <input id="quota-user" name="username" required=true autocomplete="off" />
+                        </div>
+                        <div class="field">
+                            <label for="quota-vms">"VMs"</label>
+                            <input id="quota-vms" name="max_vms" type="number" min="0" placeholder="default" />
+                        </div>
+                        <div class="field">
+                            <label for="quota-vcpus">"vCPUs"</label>
+                            <input id="quota-vcpus" name="max_vm_vcpus" type="number" min="0" placeholder="default" />
+                        </div>
+                        <div class="field">
+                            <label for="quota-memory">"Memory (MiB)"</label>
+                            <input id="quota-memory" name="max_vm_memory_mib" type="number" min="0" placeholder="default" />
+                        </div>
+                    </div>
+                    <p class="hint">"A person's own limits: empty is the default, 0 no limit. Their VMs stay."</p>
+                    <button type="submit" class="button button-small" data-testid="set-vm-quota">"Set quota"</button>
+                </form>
             </section>
         }
     });

@@ -38,6 +38,10 @@ pub struct VmAdminView {
     pub capacity: String,
     /// "3 VMs · 6 of 32 vCPUs (budget) · 12 GiB".
     pub used: String,
+    /// The default per-person limits, in words.
+    pub default_quota: String,
+    /// People with limits of their own: (username, limits in words).
+    pub quotas: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,10 +155,46 @@ pub async fn vms_overview() -> Result<Option<VmsView>, ServerFnError> {
             Err(e) => e.to_string(),
         };
         let held: Vec<_> = all.iter().filter(|i| i.state.holds_resources()).collect();
+        let words = |instances: u32, vcpus: u32, memory: u64| {
+            let n = |v: u64| {
+                if v == 0 {
+                    "no limit".to_string()
+                } else {
+                    v.to_string()
+                }
+            };
+            format!(
+                "VMs: {}, vCPUs: {}, memory: {}",
+                n(u64::from(instances)),
+                n(u64::from(vcpus)),
+                if memory == 0 {
+                    "no limit".to_string()
+                } else {
+                    mib(memory)
+                }
+            )
+        };
+        let per_user = instances.rules().per_user;
+        let quotas = instances
+            .own_quotas(&actor)
+            .await
+            .map_err(error)?
+            .into_iter()
+            .map(|q| {
+                let limits = words(
+                    q.own.instances.unwrap_or(per_user.instances),
+                    q.own.vcpus.unwrap_or(per_user.vcpus),
+                    q.own.memory_mib.unwrap_or(per_user.memory_mib),
+                );
+                (q.username, limits)
+            })
+            .collect();
         let rules = instances.rules();
         let vcpus: u32 = held.iter().map(|i| i.vcpus).sum();
         let memory: u64 = held.iter().map(|i| i.memory_mib).sum();
         Some(VmAdminView {
+            default_quota: words(per_user.instances, per_user.vcpus, per_user.memory_mib),
+            quotas,
             all: all.iter().map(row).collect(),
             capacity,
             used: format!(

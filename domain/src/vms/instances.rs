@@ -216,6 +216,23 @@ pub struct Usage {
     pub memory_mib: u64,
 }
 
+/// A person's own VM limits; `None`: the configured default; 0: no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+pub struct OwnLimits {
+    pub instances: Option<u32>,
+    pub vcpus: Option<u32>,
+    pub memory_mib: Option<u64>,
+}
+
+/// A person's VM quota: their own limits, the default, and what they use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmQuota {
+    pub username: String,
+    pub own: OwnLimits,
+    pub default: Usage,
+    pub used: Usage,
+}
+
 /// A flavor and whether it fits now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FlavorChoice {
@@ -395,9 +412,135 @@ impl Instances {
         })
     }
 
+    /// A person's own limits (`users.max_vms`…; `None`: the default).
+    async fn own_limits(&self, tx: &mut Tx, user_id: i64) -> Result<OwnLimits, sqlx::Error> {
+        let row: Option<(Option<i32>, Option<i32>, Option<i64>)> = crate::with_tx!(tx, conn => {
+            sqlx::query_as("SELECT max_vms, max_vm_vcpus, max_vm_memory_mib FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await
+        })?;
+        let (instances, vcpus, memory) = row.unwrap_or((None, None, None));
+        Ok(OwnLimits {
+            instances: instances.map(|n| u32::try_from(n).unwrap_or(0)),
+            vcpus: vcpus.map(|n| u32::try_from(n).unwrap_or(0)),
+            memory_mib: memory.map(|n| u64::try_from(n).unwrap_or(0)),
+        })
+    }
+
+    /// The limits in force for a person: their own, else the default.
+    async fn limits_of(&self, tx: &mut Tx, user_id: i64) -> Result<Usage, sqlx::Error> {
+        let own = self.own_limits(tx, user_id).await?;
+        let default = self.rules().per_user;
+        Ok(Usage {
+            instances: own.instances.unwrap_or(default.instances),
+            vcpus: own.vcpus.unwrap_or(default.vcpus),
+            memory_mib: own.memory_mib.unwrap_or(default.memory_mib),
+        })
+    }
+
+    /// A person's VM quota: administrators ask for anyone, others for
+    /// themselves.
+    pub async fn quota(&self, actor: &Actor, username: &str) -> Result<VmQuota, VmsError> {
+        if !actor.admin && actor.username != username {
+            return Err(VmsError::Forbidden(
+                "Only administrators see other people's quotas.".into(),
+            ));
+        }
+        let id: Option<i64> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(pool)
+                .await
+        })?;
+        let id = id.ok_or_else(|| {
+            VmsError::NotFound(format!(
+                "There is no user “{}”.",
+                username.chars().take(70).collect::<String>()
+            ))
+        })?;
+        let mut tx = self.db.begin().await?;
+        let own = self.own_limits(&mut tx, id).await?;
+        let used = self.usage_of(&mut tx, Some(id)).await?;
+        drop(tx);
+        Ok(VmQuota {
+            username: username.to_string(),
+            own,
+            default: self.rules().per_user,
+            used,
+        })
+    }
+
+    /// People with VM limits of their own (administrators).
+    pub async fn own_quotas(&self, actor: &Actor) -> Result<Vec<VmQuota>, VmsError> {
+        if !actor.admin {
+            return Err(VmsError::Forbidden(
+                "Only administrators see quotas.".into(),
+            ));
+        }
+        let names: Vec<String> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT username FROM users WHERE max_vms IS NOT NULL OR max_vm_vcpus IS NOT NULL \
+                 OR max_vm_memory_mib IS NOT NULL ORDER BY username LIMIT 500",
+            )
+            .fetch_all(pool)
+            .await
+        })?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            out.push(self.quota(actor, &name).await?);
+        }
+        Ok(out)
+    }
+
+    /// Sets a person's own limits (`None`: the default; 0: no limit);
+    /// administrators. VMs already made stay.
+    pub async fn set_quota(
+        &self,
+        actor: &Actor,
+        username: &str,
+        own: OwnLimits,
+    ) -> Result<VmQuota, VmsError> {
+        if !actor.admin {
+            return Err(VmsError::Forbidden(
+                "Only administrators set quotas.".into(),
+            ));
+        }
+        for (key, value, max) in [
+            ("max_vms", own.instances.map(u64::from), 1_000),
+            ("max_vm_vcpus", own.vcpus.map(u64::from), 100_000),
+            ("max_vm_memory_mib", own.memory_mib, 1 << 30),
+        ] {
+            if value.is_some_and(|v| v > max) {
+                return Err(VmsError::Invalid(format!(
+                    "`{key}` is between 0 (no limit) and {max}, or null for the default."
+                )));
+            }
+        }
+        let updated = crate::with_pool!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE users SET max_vms = $1, max_vm_vcpus = $2, max_vm_memory_mib = $3 WHERE username = $4",
+            )
+            .bind(own.instances.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+            .bind(own.vcpus.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+            .bind(own.memory_mib.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+            .bind(username)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if updated == 0 {
+            return Err(VmsError::NotFound(format!(
+                "There is no user “{}”.",
+                username.chars().take(70).collect::<String>()
+            )));
+        }
+        self.quota(actor, username).await
+    }
+
     /// Why `flavor` cannot be had by someone using `usage` (with `total`
     /// vCPUs used on the backend); none: it fits.
-    fn refusal(&self, flavor: &Flavor, usage: Usage, total: u32) -> Option<String> {
+    fn refusal(&self, flavor: &Flavor, usage: Usage, limits: Usage, total: u32) -> Option<String> {
         let rules = self.rules();
         let max = self.max_vcpus_per_vm();
         if over(max, flavor.vcpus) {
@@ -406,7 +549,6 @@ impl Instances {
                 flavor.name, flavor.vcpus
             ));
         }
-        let limits = rules.per_user;
         if over(limits.instances, usage.instances + 1) {
             return Some(format!(
                 "You have {} of your {} VMs already: destroy one first.",
@@ -440,6 +582,7 @@ impl Instances {
         let mut tx = self.db.begin().await?;
         let usage = self.usage_of(&mut tx, Some(actor.user_id)).await?;
         let total = self.usage_of(&mut tx, None).await?.vcpus;
+        let limits = self.limits_of(&mut tx, actor.user_id).await?;
         drop(tx);
         let rules = self.rules();
         Ok(Choices {
@@ -451,7 +594,7 @@ impl Instances {
                     vcpus: f.vcpus,
                     memory_mib: f.memory_mib,
                     disk_gib: f.disk_gib,
-                    unavailable: self.refusal(f, usage, total),
+                    unavailable: self.refusal(f, usage, limits, total),
                 })
                 .collect(),
             images: rules
@@ -463,7 +606,7 @@ impl Instances {
                 })
                 .collect(),
             usage,
-            limits: rules.per_user,
+            limits,
             backend: rules.backend.to_string(),
         })
     }
@@ -567,7 +710,8 @@ impl Instances {
         }
         let usage = self.usage_of(&mut tx, Some(actor.user_id)).await?;
         let total = self.usage_of(&mut tx, None).await?.vcpus;
-        if let Some(why) = self.refusal(&flavor, usage, total) {
+        let limits = self.limits_of(&mut tx, actor.user_id).await?;
+        if let Some(why) = self.refusal(&flavor, usage, limits, total) {
             return Err(VmsError::Conflict(why));
         }
         let id: i64 = crate::with_tx!(&mut tx, conn => {

@@ -513,3 +513,74 @@ async fn the_reconciler_notices_what_changed_behind_bootlers_back() {
     assert_eq!(f.instances.max_vcpus_per_vm(), 8);
     workers.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_persons_own_limits_replace_the_default() {
+    let f = fixture().await;
+    let ana = person(&f.db, "ana", false).await;
+    let boss = person(&f.db, "boss", true).await;
+    // The default: 4 vCPUs. Ana gets 1 VM and no vCPU limit.
+    let quota = f.instances.quota(&ana, "ana").await.unwrap();
+    assert_eq!(quota.own, OwnLimits::default());
+    assert_eq!(quota.default.vcpus, 4);
+    let own = OwnLimits {
+        instances: Some(1),
+        vcpus: Some(0),
+        memory_mib: None,
+    };
+    assert!(matches!(
+        f.instances.set_quota(&ana, "ana", own).await,
+        Err(VmsError::Forbidden(_))
+    ));
+    let err = f
+        .instances
+        .set_quota(
+            &boss,
+            "ana",
+            OwnLimits {
+                instances: Some(5000),
+                ..own
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`max_vms` is between 0"), "{err}");
+    assert!(matches!(
+        f.instances.set_quota(&boss, "nobody", own).await,
+        Err(VmsError::NotFound(_))
+    ));
+    let quota = f.instances.set_quota(&boss, "ana", own).await.unwrap();
+    assert_eq!(quota.own, own);
+    let choices = f.instances.choices(&ana).await.unwrap();
+    assert_eq!(
+        (
+            choices.limits.instances,
+            choices.limits.vcpus,
+            choices.limits.memory_mib
+        ),
+        (1, 0, 8192)
+    );
+    // Two vCPUs: fine without a vCPU limit; a second VM is one too many.
+    f.instances
+        .create(&f.jobs, &ana, &ask("a1", "medium"), Utc::now())
+        .await
+        .unwrap();
+    let err = f
+        .instances
+        .create(&f.jobs, &ana, &ask("a2", "small"), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("You have 1 of your 1 VMs"),
+        "{err}"
+    );
+    assert_eq!(f.instances.own_quotas(&boss).await.unwrap().len(), 1);
+    // Back to the default.
+    let quota = f
+        .instances
+        .set_quota(&boss, "ana", OwnLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(quota.own, OwnLimits::default());
+    assert!(f.instances.own_quotas(&boss).await.unwrap().is_empty());
+}

@@ -615,7 +615,8 @@ pub async fn audit(
     Ok(Json(json!({ "entries": entries, "total": total })))
 }
 
-/// `GET /api/v1/quotas/{username}` → `{"quota":{"username","max_hosts","default","held"}}`
+/// `GET /api/v1/quotas/{username}` → `{"quota":{"username","max_hosts","default","held"},
+/// "vms":{"username","own":{"instances","vcpus","memory_mib"},"default":{…},"used":{…}}}`
 /// (administrators, or the person themselves).
 pub async fn quota(
     State(state): State<AppState>,
@@ -623,7 +624,11 @@ pub async fn quota(
     Path(username): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let quota = state.hosts.quota(&actor(&user), &username).await?;
-    Ok(Json(json!({ "quota": quota })))
+    let vms = state
+        .instances
+        .quota(&crate::api::instances::actor(&user), &username)
+        .await?;
+    Ok(Json(json!({ "quota": quota, "vms": vms })))
 }
 
 #[derive(Deserialize)]
@@ -631,10 +636,17 @@ pub async fn quota(
 pub struct QuotaBody {
     #[serde(default, deserialize_with = "present")]
     max_hosts: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    max_vms: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    max_vm_vcpus: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    max_vm_memory_mib: Option<Option<u64>>,
 }
 
-/// `PUT /api/v1/quotas/{username} {"max_hosts": n | null}` (administrators;
-/// `0`: no limit, `null`: the default).
+/// `PUT /api/v1/quotas/{username} {"max_hosts"?, "max_vms"?, "max_vm_vcpus"?,
+/// "max_vm_memory_mib"?}` (administrators; each a number, `0`: no limit,
+/// `null`: the default; fields left out stay).
 pub async fn set_quota(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -642,14 +654,38 @@ pub async fn set_quota(
     body: Result<Json<QuotaBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body?;
-    let Some(max_hosts) = body.max_hosts else {
+    let vm_fields =
+        body.max_vms.is_some() || body.max_vm_vcpus.is_some() || body.max_vm_memory_mib.is_some();
+    if body.max_hosts.is_none() && !vm_fields {
         return Err(ApiError::Unprocessable(
-            "Send `max_hosts`: a number, or null for the default.".into(),
+            "Send `max_hosts`, `max_vms`, `max_vm_vcpus` or `max_vm_memory_mib`: a number, or null for the default.".into(),
         ));
-    };
-    let quota = state
-        .hosts
-        .set_quota(&actor(&user), &username, max_hosts)
-        .await?;
-    Ok(Json(json!({ "quota": quota })))
+    }
+    let vm_actor = crate::api::instances::actor(&user);
+    // Checked before anything is written: all or nothing.
+    if vm_fields {
+        let current = state.instances.quota(&vm_actor, &username).await?.own;
+        let own = bootler_domain::vms::instances::OwnLimits {
+            instances: body.max_vms.unwrap_or(current.instances),
+            vcpus: body.max_vm_vcpus.unwrap_or(current.vcpus),
+            memory_mib: body.max_vm_memory_mib.unwrap_or(current.memory_mib),
+        };
+        if let Some(max_hosts) = body.max_hosts
+            && max_hosts.is_some_and(|n| !(0..=10_000).contains(&n))
+        {
+            return Err(ApiError::Unprocessable(
+                "`max_hosts` is between 0 (no limit) and 10000, or null for the default.".into(),
+            ));
+        }
+        state.instances.set_quota(&vm_actor, &username, own).await?;
+    }
+    if let Some(max_hosts) = body.max_hosts {
+        state
+            .hosts
+            .set_quota(&actor(&user), &username, max_hosts)
+            .await?;
+    }
+    let quota = state.hosts.quota(&actor(&user), &username).await?;
+    let vms = state.instances.quota(&vm_actor, &username).await?;
+    Ok(Json(json!({ "quota": quota, "vms": vms })))
 }

@@ -18,6 +18,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/vms", post(create))
+        .route("/vms/quota", post(quota))
         .route("/vms/{id}/{action}", post(act))
 }
 
@@ -141,5 +142,86 @@ pub async fn act(
             )
         }
         Err(err) => to("/vms", &[("err", general_message(err))]),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct QuotaForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    max_vms: String,
+    #[serde(default)]
+    max_vm_vcpus: String,
+    #[serde(default)]
+    max_vm_memory_mib: String,
+}
+
+/// A limit field: empty is the default.
+fn limit(label: &str, text: &str) -> Result<Option<u64>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        text => text.parse::<u64>().map(Some).map_err(|_| {
+            format!(
+                "“{}” is not a number of {label}: give a whole number, 0 for no limit, or leave it empty for the default.",
+                text.chars().take(20).collect::<String>()
+            )
+        }),
+    }
+}
+
+/// Administrators: a person's own VM limits.
+pub async fn quota(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<QuotaForm>, FormRejection>,
+) -> Redirect {
+    let back = "/vms#vm-quotas";
+    let Ok(Form(form)) = form else {
+        return to(
+            back,
+            &[("err", "The form could not be read; please try again.")],
+        );
+    };
+    let session = match signed_in(&state, &headers, &form.csrf, back).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let parsed = (
+        limit("VMs", &form.max_vms),
+        limit("vCPUs", &form.max_vm_vcpus),
+        limit("MiB", &form.max_vm_memory_mib),
+    );
+    let (instances, vcpus, memory_mib) = match parsed {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(message), _, _) | (_, Err(message), _) | (_, _, Err(message)) => {
+            return to(back, &[("err", message)]);
+        }
+    };
+    let own = bootler_domain::vms::instances::OwnLimits {
+        instances: instances.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        vcpus: vcpus.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        memory_mib,
+    };
+    let username = form.username.trim().to_string();
+    match state
+        .instances
+        .set_quota(&actor(&session.user), &username, own)
+        .await
+    {
+        Ok(quota) => to(
+            back,
+            &[(
+                "notice",
+                if quota.own == bootler_domain::vms::instances::OwnLimits::default() {
+                    format!("“{}” has the default VM quota again.", quota.username)
+                } else {
+                    format!("Set the VM quota of “{}”.", quota.username)
+                },
+            )],
+        ),
+        Err(err) => to(back, &[("err", general_message(err))]),
     }
 }

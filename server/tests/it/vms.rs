@@ -279,3 +279,112 @@ async fn vms_are_made_from_three_answers_and_go_without_a_trace() {
     assert_eq!(log["total"], 2, "{log}");
     app.stop().await;
 }
+
+/// A person's own VM limits over `/api/v1/quotas/{username}`: only
+/// administrators set them, bad values are refused whole, and creation
+/// follows them (the backend is not needed for that: it never answers).
+#[tokio::test]
+async fn a_persons_vm_quota_is_set_over_http_and_followed() {
+    let app = TestApp::start_with(None, |config| {
+        config.vm.libvirt.uri = "qemu:///system?socket=/nonexistent/libvirt-sock".into();
+        config.vm.images = vec![Image {
+            name: "Debian 12".into(),
+            reference: "/nonexistent.qcow2".into(),
+            login: None,
+        }];
+    })
+    .await;
+    app.add_user("ana", Role::User).await;
+    app.add_user("boss", Role::Admin).await;
+    let path = "/api/v1/quotas/ana";
+
+    let (status, body) = send(app.as_user(Method::GET, "ana", path)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["vms"]["own"],
+        json!({"instances": null, "vcpus": null, "memory_mib": null})
+    );
+    assert_eq!(body["vms"]["default"]["vcpus"], 8);
+    // Only administrators; bad values change nothing (not even max_hosts).
+    assert_eq!(
+        send(
+            app.as_user(Method::PUT, "ana", path)
+                .json(&json!({"max_vms": 9}))
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, body) = send(
+        app.as_user(Method::PUT, "boss", path)
+            .json(&json!({"max_hosts": 3, "max_vms": 100000})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_vms"),
+        "{body}"
+    );
+    let (_, body) = send(app.as_user(Method::GET, "boss", path)).await;
+    assert_eq!(
+        (
+            body["quota"]["max_hosts"].clone(),
+            body["vms"]["own"]["instances"].clone()
+        ),
+        (Value::Null, Value::Null)
+    );
+    let (status, body) = send(
+        app.as_user(Method::PUT, "boss", path)
+            .json(&json!({"max_vms": "many"})),
+    )
+    .await;
+    assert!(matches!(status, 400 | 422), "{body}");
+
+    // One VM, one vCPU.
+    let (status, body) = send(
+        app.as_user(Method::PUT, "boss", path)
+            .json(&json!({"max_vms": 1, "max_vm_vcpus": 1})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["vms"]["own"],
+        json!({"instances": 1, "vcpus": 1, "memory_mib": null})
+    );
+    let create = |hostname: &str, flavor: &str| {
+        app.as_user(Method::POST, "ana", "/api/v1/instances").json(
+            &json!({"hostname": hostname, "flavor": flavor, "image": "Debian 12", "ssh_key": KEY}),
+        )
+    };
+    let (status, body) = send(create("big", "medium")).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("you use 0 of your 1"),
+        "{body}"
+    );
+    assert_eq!(send(create("one", "small")).await.0, 202);
+    let (status, body) = send(create("two", "small")).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 of your 1 VMs"),
+        "{body}"
+    );
+    // Back to the default: the second fits.
+    let (status, _) = send(
+        app.as_user(Method::PUT, "boss", path)
+            .json(&json!({"max_vms": null, "max_vm_vcpus": null})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(send(create("two", "small")).await.0, 202);
+    app.stop().await;
+}
