@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bootlerCommand, startBootler } from './support/server.mjs';
-import { launchBrowser, screenshotPath, watchErrors, hydrated } from './support/browser.mjs';
+import { launchBrowser, screenshotPath, watchErrors, hydrated, shows } from './support/browser.mjs';
 
 const PASSWORD = 'correct horse battery';
 const MAC = '52-54-00-aa-bb-01';
@@ -105,7 +105,7 @@ for (const javaScriptEnabled of [true, false]) {
       assert.match(await row.innerText(), /rui/);
       await rui.screenshot({ path: screenshotPath(`leases-my-nodes-${mode}`), fullPage: true });
       await rui.getByRole('link', { name: 'gpu1' }).click();
-      await rui.getByRole('heading', { name: /gpu1/ }).waitFor();
+      await shows(rui, rui.getByRole('heading', { name: /gpu1/ }), ruiErrors);
       await rui.getByTestId('release').click();
       await rui.getByText('gpu1 is released; it went back to its pool.').waitFor();
       await rui.getByText('You hold no nodes yet. Get one above.').waitFor();

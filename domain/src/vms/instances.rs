@@ -398,7 +398,8 @@ impl Instances {
     async fn usage_of(&self, tx: &mut Tx, owner: Option<i64>) -> Result<Usage, sqlx::Error> {
         let row: (i64, Option<i64>, Option<i64>) = crate::with_tx!(tx, conn => {
             sqlx::query_as(
-                "SELECT COUNT(*), SUM(vcpus), SUM(memory_mib) FROM instances \
+                // PostgreSQL sums a BIGINT column as NUMERIC: cast it back.
+                "SELECT COUNT(*), CAST(SUM(vcpus) AS BIGINT), CAST(SUM(memory_mib) AS BIGINT) FROM instances \
                  WHERE state NOT IN ('failed', 'missing') AND ($1 = 0 OR owner_id = $1)",
             )
             .bind(owner.unwrap_or(0))

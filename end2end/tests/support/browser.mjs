@@ -73,3 +73,14 @@ export async function hydrated(page, timeout = 30_000) {
     page.off('console', onConsole);
   }
 }
+
+/// Waits for `locator`; on timeout the error also says where the page is,
+/// what it shows and what it reported (for failures seen once in a while).
+export async function shows(page, locator, errors = [], timeout = 30_000) {
+  try {
+    await locator.waitFor({ timeout });
+  } catch (err) {
+    const text = await page.locator('main').innerText().catch((e) => `unreadable: ${e.message}`);
+    throw new Error(`${err.message}\nat ${page.url()}; the page shows: ${text.slice(0, 1500)}\nerrors: ${JSON.stringify(errors)}`, { cause: err });
+  }
+}

@@ -388,3 +388,55 @@ async fn a_persons_vm_quota_is_set_over_http_and_followed() {
     assert_eq!(send(create("two", "small")).await.0, 202);
     app.stop().await;
 }
+
+/// Six people ask at the same moment for a VM each, with room in the budget
+/// for three: exactly three get one, on both engines (PostgreSQL serialises
+/// the check with an advisory lock, SQLite with its write lock).
+async fn the_budget_holds_under_concurrent_requests(database: Option<String>) {
+    let app = TestApp::start_with(database, |config| {
+        config.vm.libvirt.uri = "qemu:///system?socket=/nonexistent/libvirt-sock".into();
+        config.vm.vcpu_budget = 3;
+        config.vm.images = vec![Image {
+            name: "Debian 12".into(),
+            reference: "/nonexistent.qcow2".into(),
+            login: None,
+        }];
+    })
+    .await;
+    let people: Vec<String> = (1..=6).map(|n| format!("user{n}")).collect();
+    for name in &people {
+        app.add_user(name, Role::User).await;
+    }
+    let requests = people.iter().map(|name| {
+        send(app.as_user(Method::POST, name, "/api/v1/instances").json(
+            &json!({"hostname": "vm", "flavor": "small", "image": "Debian 12", "ssh_key": KEY}),
+        ))
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let won = answers.iter().filter(|(status, _)| *status == 202).count();
+    assert_eq!(won, 3, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 202) {
+        assert_eq!(*status, 409, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("budget is spent"),
+            "{body}"
+        );
+    }
+    app.add_user("boss", Role::Admin).await;
+    let (_, all) = send(app.as_user(Method::GET, "boss", "/api/v1/instances?all=true")).await;
+    assert_eq!(all["instances"].as_array().unwrap().len(), 3, "{all}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_budget_holds_under_concurrent_requests_sqlite() {
+    the_budget_holds_under_concurrent_requests(None).await;
+}
+
+#[tokio::test]
+async fn the_budget_holds_under_concurrent_requests_postgres() {
+    the_budget_holds_under_concurrent_requests(TestApp::database("postgres").await).await;
+}
