@@ -12,10 +12,14 @@ use serde::Deserialize;
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct JobEvent {
     pub id: i64,
+    #[serde(default)]
+    pub kind: String,
     pub title: String,
     pub state: String,
     #[serde(default)]
     pub error: Option<String>,
+    #[serde(default)]
+    pub target_id: Option<i64>,
 }
 
 /// A host's state changed (`event.data` of kind `host`).
@@ -54,7 +58,52 @@ pub fn instance_toast(event: &InstanceEvent) -> Option<(crate::components::toast
         "destroying" if event.detail == "destroyed" => {
             Some((Level::Info, format!("{name} was destroyed.")))
         }
+        // A start, stop or destroy that did not work leaves it as it was.
+        _ if event.detail.starts_with("Could not") => {
+            Some((Level::Error, format!("{name}: {}", event.detail)))
+        }
+        "stopped" if event.detail == "stopped" => Some((Level::Info, format!("{name} is stopped."))),
         _ => None,
+    }
+}
+
+/// One notification per happening: a VM's own events say what became of
+/// it (with its address), so the job that did it stays quiet, unless it
+/// failed without the VM saying so (a database error on its last try).
+#[derive(Default)]
+pub struct Notifier {
+    /// VMs whose last notification was an error not yet matched by its
+    /// job's failure.
+    told_failure: std::collections::HashSet<i64>,
+}
+
+impl Notifier {
+    pub fn job(&mut self, event: &JobEvent) -> Option<(crate::components::toasts::Level, String)> {
+        if event.kind == "vm" {
+            match event.state.as_str() {
+                "succeeded" => return None,
+                "failed" => {
+                    if let Some(id) = event.target_id
+                        && self.told_failure.remove(&id)
+                    {
+                        return None;
+                    }
+                }
+                _ => {}
+            }
+        }
+        job_toast(event)
+    }
+
+    pub fn instance(
+        &mut self,
+        event: &InstanceEvent,
+    ) -> Option<(crate::components::toasts::Level, String)> {
+        let toast = instance_toast(event);
+        if matches!(toast, Some((crate::components::toasts::Level::Error, _))) {
+            self.told_failure.insert(event.instance);
+        }
+        toast
     }
 }
 
@@ -181,8 +230,7 @@ mod socket {
     use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
     use super::{
-        HostEvent, InstanceEvent, JobEvent, LeaseEvent, Live, host_toast, instance_toast,
-        job_toast, lease_toast,
+        HostEvent, InstanceEvent, JobEvent, LeaseEvent, Live, Notifier, host_toast, lease_toast,
     };
     use crate::components::toasts::Toasts;
 
@@ -206,6 +254,7 @@ mod socket {
         /// `last_id` came with the page: replay from it even if it is 0.
         from_page: bool,
         seen: HashSet<i64>,
+        notifier: Notifier,
         attempt: u32,
         signed_out: bool,
     }
@@ -279,7 +328,8 @@ mod socket {
                         if event.kind == "job"
                             && let Ok(job) = serde_json::from_value::<JobEvent>(event.data.clone())
                         {
-                            if let Some((level, text)) = job_toast(&job) {
+                            let toast = state.borrow_mut().notifier.job(&job);
+                            if let Some((level, text)) = toast {
                                 toasts.push(level, text);
                             }
                             live.last_job.set(Some(job));
@@ -295,7 +345,8 @@ mod socket {
                             && let Ok(instance) =
                                 serde_json::from_value::<InstanceEvent>(event.data.clone())
                         {
-                            if let Some((level, text)) = instance_toast(&instance) {
+                            let toast = state.borrow_mut().notifier.instance(&instance);
+                            if let Some((level, text)) = toast {
                                 toasts.push(level, text);
                             }
                             live.last_instance.set(Some((event.id, instance)));
@@ -363,5 +414,77 @@ mod socket {
             .performance()
             .map(|p| p.now().fract())
             .unwrap_or(0.5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::toasts::Level;
+
+    fn job(kind: &str, state: &str, target: i64) -> JobEvent {
+        JobEvent {
+            id: 7,
+            kind: kind.into(),
+            title: "Create VM web-1".into(),
+            state: state.into(),
+            error: Some("the backend said no".into()),
+            target_id: Some(target),
+        }
+    }
+
+    fn vm(state: &str, detail: &str) -> InstanceEvent {
+        InstanceEvent {
+            instance: 3,
+            hostname: "web-1".into(),
+            state: state.into(),
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn a_vm_that_runs_is_told_once_with_its_address() {
+        let mut notifier = Notifier::default();
+        let told = notifier.instance(&vm("running", "running at 10.0.0.5"));
+        assert_eq!(
+            told,
+            Some((Level::Success, "web-1 is running at 10.0.0.5.".into()))
+        );
+        assert_eq!(notifier.job(&job("vm", "succeeded", 3)), None);
+    }
+
+    #[test]
+    fn a_vm_failure_is_told_once_and_a_silent_one_by_its_job() {
+        let mut notifier = Notifier::default();
+        assert!(matches!(
+            notifier.instance(&vm("failed", "no space left")),
+            Some((Level::Error, _))
+        ));
+        assert_eq!(notifier.job(&job("vm", "failed", 3)), None);
+        // The next failure of the same VM without an event of its own.
+        assert!(matches!(
+            notifier.job(&job("vm", "failed", 3)),
+            Some((Level::Error, text)) if text.contains("the backend said no")
+        ));
+    }
+
+    #[test]
+    fn a_stop_that_did_not_work_is_an_error_and_one_that_did_is_news() {
+        let mut notifier = Notifier::default();
+        assert!(matches!(
+            notifier.instance(&vm("running", "Could not stop it: busy")),
+            Some((Level::Error, text)) if text == "web-1: Could not stop it: busy"
+        ));
+        assert_eq!(
+            notifier.instance(&vm("stopped", "stopped")),
+            Some((Level::Info, "web-1 is stopped.".into()))
+        );
+    }
+
+    #[test]
+    fn other_jobs_keep_their_notifications() {
+        let mut notifier = Notifier::default();
+        assert!(notifier.job(&job("power", "succeeded", 3)).is_some());
+        assert!(notifier.job(&job("power", "failed", 3)).is_some());
     }
 }

@@ -199,6 +199,15 @@ for (const javaScriptEnabled of [true, false]) {
         // The live notification, without reloading.
         await page.getByText(/^experiment-1 is running at 192\.168\.150\.\d+\.$/).waitFor({ timeout: 90_000 });
         await ssh.waitFor({ timeout: 10_000 });
+        // One notification for it: the job that built it says nothing more
+        // (its event follows the VM's at once).
+        await page.waitForTimeout(1500);
+        const toasts = await page.getByRole('region', { name: 'Notifications' }).getByRole('status').allInnerTexts();
+        assert.deepEqual(
+          toasts.filter((t) => /experiment-1/.test(t) && !/^Creating /.test(t)),
+          [toasts.find((t) => /is running at/.test(t))],
+          `notifications: ${JSON.stringify(toasts)}`,
+        );
       } else {
         const deadline = Date.now() + 90_000;
         while ((await ssh.count()) === 0) {

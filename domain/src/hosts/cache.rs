@@ -166,6 +166,15 @@ impl BootCache {
         write(&self.hosts).retain(|_, entry| entry.value.id != id);
     }
 
+    /// [`BootCache::forget_host`] for many, in one pass.
+    pub fn forget_hosts(&self, ids: &std::collections::HashSet<i64>) {
+        if ids.is_empty() {
+            return;
+        }
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        write(&self.hosts).retain(|_, entry| !ids.contains(&entry.value.id));
+    }
+
     pub fn person(&self, id: i64) -> Option<Arc<Person>> {
         let map = read(&self.people);
         let entry = map.get(&id)?;

@@ -6,6 +6,7 @@
 
 mod bootlog;
 mod cache;
+mod installs;
 mod leases;
 mod mac;
 mod network;
@@ -297,6 +298,8 @@ pub struct Hosts {
     discovery: Arc<Limiter>,
     events: Events,
     log: bootlog::BootLog,
+    /// Served installs, committed in groups.
+    installs: installs::Installs,
     cache: Arc<cache::BootCache>,
     sandbox: Sandbox,
     /// Where people's groups come from (pool access `@group`).
@@ -457,9 +460,16 @@ impl Hosts {
         let cache = Arc::new(cache::BootCache::default());
         let weak = Arc::downgrade(&cache);
         crate::changes::watch_hosts(weak);
+        let log = bootlog::BootLog::start(db.clone());
         Hosts {
             discovery: Arc::new(Limiter::new(settings.discovery_per_minute)),
-            log: bootlog::BootLog::start(db.clone()),
+            installs: installs::Installs::start(
+                db.clone(),
+                log.clone(),
+                events.clone(),
+                Arc::clone(&cache),
+            ),
+            log,
             settings: Arc::new(settings),
             events,
             cache,

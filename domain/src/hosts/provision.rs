@@ -514,20 +514,15 @@ impl Hosts {
             Ok(Ok((script, label))) => {
                 let detail = format!("served the system script {label}; the install begins");
                 let changed = self
-                    .change_state(
-                        host.id,
-                        Change {
-                            from: &[HostState::InstallPending],
-                            to: HostState::Installing,
-                            marked_by: None,
-                            source_ip: Some(ip),
-                            kind: "install",
-                            actor: None,
-                            detail: &detail,
-                        },
-                        now,
-                    )
-                    .await?;
+                    .installs
+                    .begin(super::installs::Install {
+                        host: host.id,
+                        at: now,
+                        source_ip: ip.to_string(),
+                        detail,
+                    })
+                    .await
+                    .map_err(HostsError::Unavailable)?;
                 if changed.is_some() {
                     Ok(script)
                 } else {

@@ -540,6 +540,61 @@ async fn boots_at_once_serve_the_install_to_one_of_them() {
 }
 
 #[tokio::test]
+async fn a_storm_of_marked_nodes_installs_each_once() {
+    let f = fixture(6000, 1000).await;
+    let admin = person(&f.db, "root", true).await;
+    let mut live = f.events.subscribe();
+    let mut ids = Vec::new();
+    for n in 1..=40 {
+        let id = ready_host(&f, &admin, n).await;
+        f.hosts.mark(id, &admin, Utc::now()).await.unwrap();
+        ids.push(id);
+    }
+    // One node unmarked just before the storm: it must boot locally.
+    f.hosts.unmark(ids[0], &admin, Utc::now()).await.unwrap();
+    while live.try_recv().is_ok() {}
+    // Every node boots three times at once.
+    let boots = (1..=40u8).flat_map(|n| std::iter::repeat_n(n, 3)).map(|n| {
+        let hosts = f.hosts.clone();
+        tokio::spawn(async move {
+            let boot = hosts.boot(mac(n), None, ip("10.0.0.9"), Utc::now()).await;
+            (n, boot.unwrap().script)
+        })
+    });
+    let mut installs = std::collections::HashMap::new();
+    for boot in boots {
+        let (n, script) = boot.await.unwrap();
+        if script.contains("kernel") {
+            *installs.entry(n).or_insert(0) += 1;
+        } else {
+            assert!(script.contains("local disk"), "{script}");
+        }
+    }
+    let expected: std::collections::HashMap<u8, i32> = (2..=40).map(|n| (n, 1)).collect();
+    assert_eq!(installs, expected, "each marked node got its install once");
+    for (n, id) in ids.iter().enumerate() {
+        let host = f.hosts.get(*id).await.unwrap().unwrap();
+        let want = if n == 0 { HostState::Local } else { HostState::Installing };
+        assert_eq!(host.state, want, "{}", host.name);
+        let served = f
+            .hosts
+            .timeline(*id, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "install")
+            .count();
+        assert_eq!(served, usize::from(n != 0), "{}", host.name);
+    }
+    let mut told: Vec<i64> = std::iter::from_fn(|| live.try_recv().ok())
+        .filter(|e| e.data["state"] == "installing")
+        .map(|e| e.data["host"].as_i64().unwrap())
+        .collect();
+    told.sort();
+    assert_eq!(told, ids[1..].to_vec(), "one live event per install");
+}
+
+#[tokio::test]
 async fn templates_that_do_not_render_stop_the_mark_or_fail_the_install() {
     let f = fixture(600, 100).await;
     let admin = person(&f.db, "root", true).await;
