@@ -62,7 +62,9 @@ pub fn instance_toast(event: &InstanceEvent) -> Option<(crate::components::toast
         _ if event.detail.starts_with("Could not") => {
             Some((Level::Error, format!("{name}: {}", event.detail)))
         }
-        "stopped" if event.detail == "stopped" => Some((Level::Info, format!("{name} is stopped."))),
+        "stopped" if event.detail == "stopped" => {
+            Some((Level::Info, format!("{name} is stopped.")))
+        }
         _ => None,
     }
 }

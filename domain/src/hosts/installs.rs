@@ -7,8 +7,10 @@
 //!
 //! A batch is what [`Hosts::change_state`](super::Hosts) does for one host,
 //! done for many: the guarded `UPDATE` (so a mark taken back, or a second
-//! request for the same node, still loses), the timeline rows, the
-//! holder's live events and, on PostgreSQL, the other replicas' NOTIFY.
+//! request for the same node, still loses) that also sets "last seen", the
+//! timeline rows, the holder's live events and, on PostgreSQL, the other
+//! replicas' NOTIFY. The boot request that waits for it queues nothing
+//! for the timeline writer, so the batch's flush of that writer is quick.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -136,10 +138,12 @@ impl Writer {
             let rows: Vec<(i64, String, Option<i64>, Option<i64>)> = crate::with_tx!(&mut tx, conn => {
                 let mut query = sqlx::QueryBuilder::new(
                     "UPDATE hosts SET state = 'installing', state_changed_at = v.column2, \
-                     updated_at = v.column2 FROM (",
+                     updated_at = v.column2, last_seen_at = v.column2, last_ip = v.column3 FROM (",
                 );
                 query.push_values(chunk, |mut row, (_, install)| {
-                    row.push_bind(install.host).push_bind(install.at);
+                    row.push_bind(install.host)
+                        .push_bind(install.at)
+                        .push_bind(install.source_ip.as_str());
                 });
                 query.push(
                     ") AS v WHERE hosts.id = v.column1 AND hosts.state = 'install_pending' \
@@ -176,8 +180,10 @@ impl Writer {
                 query.build().execute(conn).await.map(|_| ())
             })?;
         }
-        let by_host: std::collections::HashMap<i64, &Install> =
-            first.iter().map(|(_, install)| (install.host, *install)).collect();
+        let by_host: std::collections::HashMap<i64, &Install> = first
+            .iter()
+            .map(|(_, install)| (install.host, *install))
+            .collect();
         let mut events = Vec::new();
         for (id, name, holder, marker) in &changed {
             let Some(install) = by_host.get(id) else {

@@ -541,15 +541,8 @@ impl Hosts {
             }
         };
         if host.state == HostState::InstallPending {
-            self.log.push(bootlog::Seen {
-                host: host.id,
-                at: now,
-                source_ip: Some(ip_text.clone()),
-                // Only "last seen": the install's own row follows.
-                kind: "".into(),
-                detail: "".into(),
-                refresh: true,
-            });
+            // "Last seen" goes with the install (or with what is served
+            // instead), so the timeline writer has nothing to flush first.
             let script = self.serve_install(&host, mac, &ip_text, now).await?;
             return Ok(BootAnswer {
                 host_id: Some(host.id),
@@ -672,6 +665,18 @@ impl Hosts {
         )
         .await?;
         Ok(Some(id))
+    }
+
+    /// Sets a host's "last seen" behind the answer.
+    fn seen(&self, host: i64, at: DateTime<Utc>, source_ip: &str) {
+        self.log.push(bootlog::Seen {
+            host,
+            at,
+            source_ip: Some(source_ip.to_string()),
+            kind: "".into(),
+            detail: "".into(),
+            refresh: true,
+        });
     }
 
     /// Adds an event to a host's timeline, behind the answer (see

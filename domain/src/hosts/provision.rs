@@ -506,6 +506,7 @@ impl Hosts {
         now: DateTime<Utc>,
     ) -> Result<String, HostsError> {
         let Some(system) = host.system.clone() else {
+            self.seen(host.id, now, ip);
             let detail = "it was marked, but has no system template; the install failed";
             self.fail_pending(host, ip, detail, now).await?;
             return Ok(scripts::local_boot(Some(&host.name), mac));
@@ -526,6 +527,7 @@ impl Hosts {
                 if changed.is_some() {
                     Ok(script)
                 } else {
+                    self.seen(host.id, now, ip);
                     self.record(
                         host.id,
                         now,
@@ -538,6 +540,7 @@ impl Hosts {
                 }
             }
             Ok(Err(err)) => {
+                self.seen(host.id, now, ip);
                 let detail = format!("the system script did not render: {err}");
                 self.fail_pending(host, ip, &detail, now).await?;
                 Ok(format!(
@@ -546,6 +549,7 @@ impl Hosts {
                 ))
             }
             Err(HostsError::Conflict(reason)) => {
+                self.seen(host.id, now, ip);
                 self.fail_pending(host, ip, &reason, now).await?;
                 Ok(scripts::local_boot(Some(&host.name), mac))
             }

@@ -557,7 +557,7 @@ async fn a_storm_of_marked_nodes_installs_each_once() {
     let boots = (1..=40u8).flat_map(|n| std::iter::repeat_n(n, 3)).map(|n| {
         let hosts = f.hosts.clone();
         tokio::spawn(async move {
-            let boot = hosts.boot(mac(n), None, ip("10.0.0.9"), Utc::now()).await;
+            let boot = hosts.boot(mac(n), None, ip("10.0.0.77"), Utc::now()).await;
             (n, boot.unwrap().script)
         })
     });
@@ -574,8 +574,18 @@ async fn a_storm_of_marked_nodes_installs_each_once() {
     assert_eq!(installs, expected, "each marked node got its install once");
     for (n, id) in ids.iter().enumerate() {
         let host = f.hosts.get(*id).await.unwrap().unwrap();
-        let want = if n == 0 { HostState::Local } else { HostState::Installing };
+        let want = if n == 0 {
+            HostState::Local
+        } else {
+            HostState::Installing
+        };
         assert_eq!(host.state, want, "{}", host.name);
+        assert_eq!(
+            host.last_ip.as_deref(),
+            Some("10.0.0.77"),
+            "last seen: {}",
+            host.name
+        );
         let served = f
             .hosts
             .timeline(*id, 50)
