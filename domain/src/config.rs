@@ -59,6 +59,9 @@ pub struct Config {
     pub power: PowerConfig,
     /// Virtual machines: backend, flavors, images, limits.
     pub vm: crate::vms::config::VmConfig,
+    /// The lab's OpenVPN server: sign-ins with Bootler's credentials,
+    /// sessions, client profiles. Off by default.
+    pub vpn: crate::vpn::VpnConfig,
 }
 
 /// Power control: timeouts, the pace of power-ons, and the key that seals
@@ -536,6 +539,7 @@ impl Default for Config {
             leases: LeasesConfig::default(),
             power: PowerConfig::default(),
             vm: crate::vms::config::VmConfig::default(),
+            vpn: crate::vpn::VpnConfig::default(),
         }
     }
 }
@@ -598,6 +602,9 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.vm
+            .check()
+            .map_err(|(key, message)| invalid(&key, message))?;
+        self.vpn
             .check()
             .map_err(|(key, message)| invalid(&key, message))?;
         for network in &self.boot.allowed_networks {

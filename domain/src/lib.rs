@@ -15,6 +15,7 @@ pub mod secret;
 pub mod ssh_key;
 pub mod templates;
 pub mod vms;
+pub mod vpn;
 
 pub use config::Config;
 pub use db::Db;

@@ -49,6 +49,41 @@ pub enum Command {
     /// Manage accounts from the command line.
     #[command(subcommand)]
     User(UserCommand),
+    /// The lab's OpenVPN server: its configuration and templates.
+    #[command(subcommand)]
+    Vpn(VpnCommand),
+    /// Check a VPN sign-in for OpenVPN's `auth-user-pass-verify`: exit
+    /// status 0 accepts, 1 refuses.
+    ///
+    /// `via-file`: FILE holds the username and the password on two lines;
+    /// `via-env`: no FILE, they come in the `username` and `password`
+    /// variables. The password is never logged. Decided within
+    /// `vpn.auth_timeout_seconds`, directory down or not.
+    VpnAuth {
+        /// The credentials file OpenVPN wrote (via-file).
+        file: Option<PathBuf>,
+    },
+    /// OpenVPN's `client-connect` hook: records the session (user, time,
+    /// address) for the VPN page. Never refuses a connection.
+    VpnConnect {
+        /// The file OpenVPN offers for dynamic options (unused).
+        file: Option<PathBuf>,
+    },
+    /// OpenVPN's `client-disconnect` hook: ends the session's record.
+    VpnDisconnect {
+        /// Unused.
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VpnCommand {
+    /// Print the OpenVPN server configuration for the lab, from
+    /// `vpn.server_template_file` or the built-in template, with Bootler's
+    /// sign-in check and session hooks wired in.
+    ServerConfig,
+    /// Print the built-in server and client templates (a start for your own).
+    Templates,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +135,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             admin,
         }) => user_add(&config, username, email, name, admin).await,
+        Command::Vpn(VpnCommand::ServerConfig) => {
+            let command = match &config.vpn.command {
+                Some(command) => command.clone(),
+                None => hook_command(config_file.as_deref())?,
+            };
+            // OpenVPN gives its scripts only the variables it sets.
+            let environment: Vec<(String, String)> = std::env::vars()
+                .filter(|(name, _)| name.starts_with("BOOTLER_") && name != "BOOTLER_CONFIG")
+                .collect();
+            let text = bootler_domain::vpn::server_config(
+                &config.vpn,
+                &config.base_url(),
+                &command,
+                &environment,
+            )?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Vpn(VpnCommand::Templates) => {
+            let (server, client) = bootler_domain::vpn::Vpn::builtin_templates();
+            println!("# ---- server (vpn.server_template_file) ----\n{server}");
+            println!("# ---- client profile (vpn.client_template_file) ----\n{client}");
+            Ok(())
+        }
+        Command::VpnAuth { file } => crate::vpn_hooks::auth(&config, file.as_deref()).await,
+        Command::VpnConnect { .. } => crate::vpn_hooks::connect(&config).await,
+        Command::VpnDisconnect { .. } => crate::vpn_hooks::disconnect(&config).await,
     }
+}
+
+/// How OpenVPN starts this program: its absolute path, and the same
+/// configuration file.
+fn hook_command(config_file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("where this program is")?;
+    Ok(match config_file {
+        Some(path) => {
+            let path = std::path::absolute(path).context("the configuration file's path")?;
+            format!("{} --config {}", exe.display(), path.display())
+        }
+        None => exe.display().to_string(),
+    })
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod services;
 pub mod session;
 pub mod state;
+pub mod vpn_hooks;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -134,6 +135,7 @@ impl Server {
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let pace = services::pace(&config);
         let power = services::power(&config, &db, jobs.events(), &secrets);
+        let vpn = services::vpn(&config, &db, &accounts);
         let state = AppState::new(state::Services {
             leptos: leptos_options(&config, addr),
             config: Arc::new(config),
@@ -146,6 +148,7 @@ impl Server {
             power,
             instances,
             vms,
+            vpn,
             secrets,
             stopping,
             metrics: metrics::shared(),

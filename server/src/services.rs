@@ -71,8 +71,19 @@ pub fn accounts(config: &Config, db: &Db) -> anyhow::Result<Accounts> {
             password_min_length: config.accounts.password_min_length,
             confirmation_ttl: Duration::from_secs(config.accounts.confirmation_ttl_hours * 3600),
             base_url: config.base_url(),
+            vpn_at_registration: config.vpn.access == bootler_domain::vpn::VpnAccess::On,
         },
     ))
+}
+
+/// The VPN: sign-ins, sessions, the server's configuration, profiles.
+pub fn vpn(config: &Config, db: &Db, accounts: &Accounts) -> bootler_domain::vpn::Vpn {
+    bootler_domain::vpn::Vpn::new(
+        db.clone(),
+        accounts.clone(),
+        config.vpn.clone(),
+        &config.base_url(),
+    )
 }
 
 /// The key sealing secrets at rest (BMC passwords): read, or created,

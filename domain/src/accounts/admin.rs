@@ -219,6 +219,35 @@ impl Accounts {
         })
     }
 
+    /// Turns a person's VPN access on or off. The next sign-in to the VPN
+    /// follows it; sessions already open are ended by the caller (through
+    /// OpenVPN's management interface, where configured).
+    pub async fn set_vpn(
+        &self,
+        actor: &User,
+        username: &str,
+        enabled: bool,
+    ) -> Result<User, AccountError> {
+        require_admin(actor)?;
+        let (target, _) = self.named(username).await?;
+        if target.vpn_enabled == enabled {
+            return Ok(target);
+        }
+        crate::with_pool!(&self.db, pool => {
+            sqlx::query("UPDATE users SET vpn_enabled = $1 WHERE id = $2")
+                .bind(enabled)
+                .bind(target.id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        tracing::info!(admin = %actor.username, username = %target.username, vpn = enabled, "VPN access changed");
+        Ok(User {
+            vpn_enabled: enabled,
+            ..target
+        })
+    }
+
     /// Makes an account an administrator or a plain user.
     pub async fn set_role(
         &self,

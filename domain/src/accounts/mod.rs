@@ -185,6 +185,9 @@ pub struct Settings {
     pub confirmation_ttl: Duration,
     /// Where links in mails point, without a trailing slash.
     pub base_url: String,
+    /// Whether new accounts may use the VPN at once (`vpn.access = "on"`)
+    /// or after an administrator's approval.
+    pub vpn_at_registration: bool,
 }
 
 /// The accounts service: everything about people, independent of HTTP.

@@ -94,8 +94,8 @@ impl Accounts {
             .execute(&mut *tx)
             .await?;
             let inserted = sqlx::query_as::<_, UserRow>(
-                "INSERT INTO users (username, email, display_name, pending_password_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO users (username, email, display_name, pending_password_hash, created_at, vpn_enabled) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
                  RETURNING id, username, email, display_name, role, status, vpn_enabled, created_at, activated_at, pending_password_hash",
             )
             .bind(&username)
@@ -103,6 +103,7 @@ impl Accounts {
             .bind(&display_name)
             .bind(&password_hash)
             .bind(now)
+            .bind(self.settings.vpn_at_registration)
             .fetch_one(&mut *tx)
             .await
             .map_err(taken)?;
@@ -231,8 +232,8 @@ impl Accounts {
         };
         let row: UserRow = crate::with_pool!(&self.db, pool => {
             sqlx::query_as::<_, UserRow>(
-                "INSERT INTO users (username, email, display_name, role, status, created_at, activated_at) \
-                 VALUES ($1, $2, $3, $4, 'active', $5, $5) \
+                "INSERT INTO users (username, email, display_name, role, status, created_at, activated_at, vpn_enabled) \
+                 VALUES ($1, $2, $3, $4, 'active', $5, $5, $6) \
                  RETURNING id, username, email, display_name, role, status, vpn_enabled, created_at, activated_at, pending_password_hash",
             )
             .bind(&username)
@@ -240,6 +241,7 @@ impl Accounts {
             .bind(new.display_name.trim())
             .bind(role)
             .bind(now)
+            .bind(self.settings.vpn_at_registration)
             .fetch_one(pool)
             .await
             .map_err(taken)

@@ -49,6 +49,7 @@ async fn fixture() -> Fixture {
             password_min_length: 12,
             confirmation_ttl: Duration::from_secs(24 * 3600),
             base_url: "https://bootler.lab".into(),
+            vpn_at_registration: true,
         },
     );
     Fixture {

@@ -17,6 +17,7 @@ pub mod jobs;
 mod profile;
 mod templates;
 mod users;
+pub mod vpn;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -80,6 +81,11 @@ pub fn router() -> Router<AppState> {
             "/groups/{name}",
             axum::routing::put(users::set_group).delete(users::delete_group),
         )
+        .route("/vpn", get(vpn::overview))
+        .route("/vpn/profile", get(vpn::profile))
+        .route("/vpn/sessions", get(vpn::sessions))
+        .route("/vpn/connected", get(vpn::connected))
+        .route("/vpn/connected/{username}", delete(vpn::disconnect))
         .route("/me/password", post(accounts::change_password))
         .route(
             "/tokens",

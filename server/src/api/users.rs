@@ -70,9 +70,12 @@ pub async fn get(
 pub struct Change {
     status: Option<String>,
     role: Option<String>,
+    vpn: Option<bool>,
 }
 
-/// `PATCH /api/v1/users/{username} {"status": "active"|"disabled", "role": "admin"|"user"}`.
+/// `PATCH /api/v1/users/{username} {"status": "active"|"disabled",
+/// "role": "admin"|"user", "vpn": true|false}`. Turning the account or its
+/// VPN access off also ends its open VPN sessions.
 pub async fn update(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -80,9 +83,9 @@ pub async fn update(
     body: Result<Json<Change>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(change) = body?;
-    if change.status.is_none() && change.role.is_none() {
+    if change.status.is_none() && change.role.is_none() && change.vpn.is_none() {
         return Err(ApiError::Unprocessable(
-            "Nothing to change: send \"status\" and/or \"role\".".into(),
+            "Nothing to change: send \"status\", \"role\" or \"vpn\".".into(),
         ));
     }
     // Both checked before either is applied.
@@ -102,6 +105,12 @@ pub async fn update(
     }
     if let Some(new_role) = new_role {
         user = state.accounts.set_role(&actor, &username, new_role).await?;
+    }
+    if let Some(vpn) = change.vpn {
+        user = state.accounts.set_vpn(&actor, &username, vpn).await?;
+    }
+    if change.vpn == Some(false) || new_status == Some(Status::Disabled) {
+        super::vpn::end_sessions_of(&state, &user.username).await;
     }
     Ok(Json(json!({ "user": user })))
 }

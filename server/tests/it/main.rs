@@ -52,3 +52,4 @@ mod sessions;
 mod templates;
 mod vms;
 mod vms_libvirt;
+mod vpn;

@@ -1,6 +1,7 @@
 pub mod app;
 pub mod ipmi_sim;
 pub mod libvirt;
+pub mod openvpn;
 pub mod pg;
 pub mod process;
 pub mod pxe;
