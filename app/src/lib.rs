@@ -41,6 +41,7 @@ use pages::power::PowerPage;
 use pages::register::{ConfirmPage, ConfirmedPage, RegisterPage, RegisterSentPage};
 use pages::templates::{TemplatePage, TemplatesPage};
 use pages::vms::VmsPage;
+use pages::vpn::VpnPage;
 use server_fns::current_user::{CurrentUserResource, current_user};
 
 /// The HTML document around the application, rendered on the server only.
@@ -125,6 +126,7 @@ pub fn App() -> impl IntoView {
                     />
                     <Route path=StaticSegment("templates") view=TemplatesPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("vms") view=VmsPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("vpn") view=VpnPage ssr=SsrMode::Async />
                     <Route
                         path=(StaticSegment("templates"), ParamSegment("id"))
                         view=TemplatePage

@@ -77,6 +77,7 @@ pub(crate) fn provide_server_context(state: &AppState) {
     provide_context(state.templates.clone());
     provide_context(state.instances.clone());
     provide_context(state.vms.clone());
+    provide_context(state.vpn.clone());
 }
 
 /// Leptos server functions (`/sfn/<name>`), with the same context as pages.

@@ -41,6 +41,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                         <a href="/hosts">"Hosts"</a>
                         <a href="/pools">"Pools"</a>
                         <a href="/vms">"VMs"</a>
+                        <a href="/vpn">"VPN"</a>
                         <a href="/templates">"Templates"</a>
                         <a href="/jobs">"Jobs"</a>
                         <a href="/history">"History"</a>

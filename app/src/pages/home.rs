@@ -30,7 +30,7 @@ const HOW_IT_WORKS: &[TabSpec] = &[
         label: "VPN access",
         steps: &[
             "Register with your institutional e-mail address and confirm it.",
-            "Download your OpenVPN profile from your account page.",
+            "Download your OpenVPN profile from the VPN page.",
             "Connect with the same username and password: the lab's private network is yours.",
         ],
     },

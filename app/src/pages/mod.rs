@@ -12,3 +12,4 @@ pub mod power;
 pub mod register;
 pub mod templates;
 pub mod vms;
+pub mod vpn;

@@ -11,3 +11,4 @@ pub mod jobs;
 pub mod registration_info;
 pub mod templates;
 pub mod vms;
+pub mod vpn;

@@ -25,7 +25,10 @@ pub struct ActionForm {
 
 /// Only the users page, whatever `back` says.
 fn safe_back(back: &str) -> &str {
-    if back.starts_with("/admin/users") && !back.contains("//") && !back.contains('\\') {
+    if (back.starts_with("/admin/users") || back == "/vpn")
+        && !back.contains("//")
+        && !back.contains('\\')
+    {
         back
     } else {
         "/admin/users"
@@ -76,10 +79,21 @@ pub async fn act(
             .delete_pending(actor, &username)
             .await
             .map(|()| format!("The registration “{username}” was deleted.")),
+        "vpn-on" => accounts
+            .set_vpn(actor, &username, true)
+            .await
+            .map(|u| format!("“{}” may connect to the VPN.", u.username)),
+        "vpn-off" => accounts
+            .set_vpn(actor, &username, false)
+            .await
+            .map(|u| format!("“{}” may no longer connect to the VPN.", u.username)),
         other => Err(AccountError::Conflict(format!(
             "“{other}” is not an action on accounts."
         ))),
     };
+    if outcome.is_ok() && matches!(form.action.as_str(), "disable" | "vpn-off") {
+        crate::api::vpn::end_sessions_of(&state, &username).await;
+    }
     match outcome {
         Ok(notice) => to(back, &[("notice", notice)]),
         Err(err) => to(back, &[("err", general_message(err))]),

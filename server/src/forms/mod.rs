@@ -25,6 +25,7 @@ mod hosts;
 mod jobs;
 mod templates;
 mod vms;
+mod vpn;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(hosts::router())
         .merge(templates::router())
         .merge(vms::router())
+        .merge(vpn::router())
         .layer(axum::middleware::from_fn_with_state(state, same_origin))
 }
 
