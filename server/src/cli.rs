@@ -116,7 +116,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()));
     let config =
         Config::load(config_file.as_deref(), std::env::vars()).context("invalid configuration")?;
-    init_tracing(config.log_format);
+    // What OpenVPN runs, and what prints a file, keep standard output clean.
+    let quiet = matches!(
+        cli.command,
+        Some(
+            Command::Vpn(_)
+                | Command::VpnAuth { .. }
+                | Command::VpnConnect { .. }
+                | Command::VpnDisconnect { .. }
+        )
+    );
+    init_tracing(config.log_format, quiet);
     if let Some(path) = &config_file {
         tracing::info!(file = %path.display(), "configuration loaded");
     }
@@ -136,6 +146,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             admin,
         }) => user_add(&config, username, email, name, admin).await,
         Command::Vpn(VpnCommand::ServerConfig) => {
+            if !config.vpn.enabled {
+                eprintln!(
+                    "note: vpn.enabled is off, so `bootler vpn-auth` refuses every sign-in until it is on"
+                );
+            }
             let command = match &config.vpn.command {
                 Some(command) => command.clone(),
                 None => hook_command(config_file.as_deref())?,
@@ -271,10 +286,21 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to standard output, or to standard error (`to_stderr`) for
+/// commands whose output is a file or whose caller reads it.
+fn init_tracing(format: LogFormat, to_stderr: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let default = if to_stderr { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if to_stderr {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            }
+        });
     // A second init (tests) is harmless: the first subscriber stays.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -394,3 +394,51 @@ async fn the_verifier_refuses_in_time_when_the_directory_is_down() {
     );
     assert!(!log.contains(PASSWORD), "{log}");
 }
+
+#[tokio::test]
+async fn the_server_configuration_from_a_config_file_is_the_whole_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bootler.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data_dir = \"{}\"\n[vpn]\nenabled = true\nnetworks = [\"10.10.0.0/16\"]\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let out = command(dir.path(), &[])
+        .env("RUST_LOG", "info")
+        .env_remove("BOOTLER_LOG_FORMAT")
+        .arg("--config")
+        .arg(&file)
+        .args(["vpn", "server-config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("# OpenVPN server of the lab"), "{text}");
+    let hook = format!(
+        "auth-user-pass-verify \"{} --config {} vpn-auth\" via-file",
+        crate::support::process::BIN,
+        file.display()
+    );
+    assert!(text.lines().any(|l| l == hook), "no “{hook}” in:\n{text}");
+    // Only what OpenVPN reads: no log lines, no `setenv` (the file has it all).
+    assert!(!text.contains("INFO") && !text.contains("setenv"), "{text}");
+
+    // With the VPN off, it says what that means.
+    std::fs::write(&file, "[vpn]\nenabled = false\n").unwrap();
+    let out = command(dir.path(), &[])
+        .arg("--config")
+        .arg(&file)
+        .args(["vpn", "server-config"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vpn.enabled is off"));
+}
