@@ -62,6 +62,17 @@ pub struct Config {
     /// The lab's OpenVPN server: sign-ins with Bootler's credentials,
     /// sessions, client profiles. Off by default.
     pub vpn: crate::vpn::VpnConfig,
+    /// The boot image store served at `/images/`.
+    pub images: ImagesConfig,
+}
+
+/// `[images]`: the boot image store.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesConfig {
+    /// The folder of images (one sub-folder each). Defaults to
+    /// `<data_dir>/images`.
+    pub dir: Option<PathBuf>,
 }
 
 /// Power control: timeouts, the pace of power-ons, and the key that seals
@@ -540,6 +551,7 @@ impl Default for Config {
             power: PowerConfig::default(),
             vm: crate::vms::config::VmConfig::default(),
             vpn: crate::vpn::VpnConfig::default(),
+            images: ImagesConfig::default(),
         }
     }
 }
@@ -759,6 +771,14 @@ impl Config {
             .secret_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("power.key"))
+    }
+
+    /// The boot image store's folder.
+    pub fn images_dir(&self) -> PathBuf {
+        self.images
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("images"))
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod directory;
 pub mod hosts;
+pub mod images;
 pub mod jobs;
 pub mod mail;
 pub mod power;

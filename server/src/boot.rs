@@ -6,6 +6,7 @@
 //!   script.
 //! - `GET /boot/{mac}/unattended`, `GET|POST /boot/{mac}/done`: the
 //!   installer's answer file and its "finished" call.
+//! - `GET /images/{name}/{file}`: the boot image store (see `images`).
 
 use std::net::SocketAddr;
 
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/boot/{mac}", get(boot))
         .route("/boot/{mac}/unattended", get(unattended))
         .route("/boot/{mac}/done", get(done).post(done))
+        .route("/images/{name}/{*file}", get(crate::images::serve))
         .layer(axum::middleware::from_fn_with_state(
             state,
             provisioning_only,

@@ -52,6 +52,10 @@ pub enum Command {
     /// The lab's OpenVPN server: its configuration and templates.
     #[command(subcommand)]
     Vpn(VpnCommand),
+    /// The boot image store served at /images/ (kernels, initrds,
+    /// squashfs files of installers).
+    #[command(subcommand)]
+    Images(ImagesCommand),
     /// Check a VPN sign-in for OpenVPN's `auth-user-pass-verify`: exit
     /// status 0 accepts, 1 refuses.
     ///
@@ -74,6 +78,33 @@ pub enum Command {
         /// Unused.
         file: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Import a folder's files as an image (atomically: an interrupted
+    /// import leaves nothing under the name).
+    ///
+    /// Debian's netboot installer, for example, after
+    /// `apt-get install debian-installer-12-netboot-amd64`:
+    /// `bootler images import debian-12-amd64 --from
+    /// /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64`
+    Import {
+        /// The image's name: lower-case letters, digits, '.', '_', '-'.
+        name: String,
+        /// The folder whose files (and sub-folders) make the image.
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace an image of the same name once the new one is complete.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the images with their sizes.
+    List,
+    /// An image's files with their sizes and SHA-256 checksums.
+    Show { name: String },
+    /// Delete an image.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,9 +205,87 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("# ---- client profile (vpn.client_template_file) ----\n{client}");
             Ok(())
         }
+        Command::Images(command) => images(&config, command),
         Command::VpnAuth { file } => crate::vpn_hooks::auth(&config, file.as_deref()).await,
         Command::VpnConnect { .. } => crate::vpn_hooks::connect(&config).await,
         Command::VpnDisconnect { .. } => crate::vpn_hooks::disconnect(&config).await,
+    }
+}
+
+/// "12.3 MB".
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn images(config: &Config, command: ImagesCommand) -> anyhow::Result<()> {
+    use std::io::Write;
+    let store = bootler_domain::images::ImageStore::new(config.images_dir());
+    match command {
+        ImagesCommand::Import {
+            name,
+            from,
+            replace,
+        } => {
+            let mut shown = u64::MAX;
+            let image = store.import_dir(&name, &from, replace, |done, total| {
+                let percent = done * 100 / total.max(1);
+                if percent != shown {
+                    shown = percent;
+                    let bar = "#".repeat((percent / 4) as usize);
+                    eprint!(
+                        "\r  [{bar:<25}] {percent:>3} %  {} of {}",
+                        megabytes(done),
+                        megabytes(total)
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+            })?;
+            eprintln!();
+            println!(
+                "imported “{}”: {} files, {}; served at /images/{}/",
+                image.name,
+                image.files.len(),
+                megabytes(image.size),
+                image.name
+            );
+            Ok(())
+        }
+        ImagesCommand::List => {
+            let images = store.list()?;
+            if images.is_empty() {
+                println!(
+                    "no images in {} (bootler images import <name> --from <folder>)",
+                    store.dir().display()
+                );
+            }
+            for image in images {
+                println!(
+                    "{:<32} {:>4} files  {:>10}",
+                    image.name,
+                    image.files,
+                    megabytes(image.size)
+                );
+            }
+            Ok(())
+        }
+        ImagesCommand::Show { name } => {
+            let image = store.inspect(&name)?;
+            println!(
+                "{}: {} files, {}",
+                image.name,
+                image.files.len(),
+                megabytes(image.size)
+            );
+            for file in image.files {
+                println!("  {}  {:>12}  {}", file.sha256, file.size, file.path);
+            }
+            Ok(())
+        }
+        ImagesCommand::Delete { name } => {
+            store.delete(&name)?;
+            println!("deleted “{name}”");
+            Ok(())
+        }
     }
 }
 

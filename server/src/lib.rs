@@ -8,6 +8,7 @@ pub mod cli;
 pub mod error;
 pub mod forms;
 pub mod health;
+pub mod images;
 pub mod metrics;
 pub mod services;
 pub mod session;
@@ -137,6 +138,8 @@ impl Server {
         let pace = services::pace(&config);
         let power = services::power(&config, &db, jobs.events(), &secrets);
         let vpn = services::vpn(&config, &db, &accounts);
+        let images = bootler_domain::images::ImageStore::new(config.images_dir());
+        images.prepare()?;
         let state = AppState::new(state::Services {
             leptos: leptos_options(&config, addr),
             config: Arc::new(config),
@@ -150,6 +153,7 @@ impl Server {
             instances,
             vms,
             vpn,
+            images,
             secrets,
             stopping,
             metrics: metrics::shared(),

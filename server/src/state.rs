@@ -45,6 +45,8 @@ pub struct Services {
     pub instances: bootler_domain::vms::instances::Instances,
     /// …and what acts on the backend.
     pub vms: bootler_domain::jobs::kinds::vm::VmJob,
+    /// The boot image store (`/images/`).
+    pub images: bootler_domain::images::ImageStore,
     /// VPN sign-ins, sessions, profiles.
     pub vpn: bootler_domain::vpn::Vpn,
     /// How power-ons are paced per pool.

@@ -38,6 +38,7 @@ mod admin_api;
 mod binary;
 mod boot;
 mod http;
+mod images;
 mod ipmi;
 mod jobs;
 mod jobs_processes;

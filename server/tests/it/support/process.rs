@@ -99,6 +99,10 @@ impl Process {
         counts
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown at all. Afterwards [`Process::count`] sees
     /// every line the process wrote.
     pub fn kill(&mut self) {
