@@ -30,13 +30,13 @@ pub const SHIPPED: &[Shipped] = &[
     Shipped {
         name: "debian-netboot",
         kind: Kind::System,
-        description: "Debian netboot installer, unattended (vars: release = bookworm, mirror = http://deb.debian.org/debian, domain = from DHCP, console = \"console=ttyS0,115200n8 console=tty0\"); pair with debian-preseed.",
+        description: "Debian netboot installer, unattended; its kernel and initrd come from Bootler's image store (vars: release = bookworm, boot_image = debian-12-amd64 for bookworm, installer_url = a folder with linux and initrd.gz instead of the store, mirror = http://deb.debian.org/debian, domain = from DHCP, nameservers = from DHCP, kernel_args = none, console = \"console=ttyS0,115200n8 console=tty0\"); pair with debian-preseed.",
         body: include_str!("defaults/debian-netboot.ipxe"),
     },
     Shipped {
         name: "ubuntu-netboot",
         kind: Kind::System,
-        description: "Ubuntu 20.04 debian-installer netboot (legacy-images; 22.04 and later use autoinstall instead), unattended (vars: release = focal, mirror = http://archive.ubuntu.com/ubuntu, domain = from DHCP, console = \"console=ttyS0,115200n8 console=tty0\"); pair with debian-preseed.",
+        description: "Ubuntu 20.04 debian-installer netboot (legacy-images; 22.04 and later use autoinstall instead), unattended; its kernel and initrd come from Bootler's image store (vars: release = focal, boot_image = ubuntu-20.04-amd64, installer_url = a folder with linux and initrd.gz instead of the store, mirror = http://archive.ubuntu.com/ubuntu, domain = from DHCP, nameservers = from DHCP, kernel_args = none, console = \"console=ttyS0,115200n8 console=tty0\"); pair with debian-preseed.",
         body: include_str!("defaults/ubuntu-netboot.ipxe"),
     },
     Shipped {
@@ -48,7 +48,7 @@ pub const SHIPPED: &[Shipped] = &[
     Shipped {
         name: "rocky-netboot",
         kind: Kind::System,
-        description: "Rocky Linux or AlmaLinux netboot installer, unattended (vars: release = 9, mirror = http://dl.rockylinux.org/pub/rocky or http://repo.almalinux.org/almalinux for Alma (http: iPXE builds without TLS fetch it too), console = \"console=ttyS0,115200n8 console=tty0\"); pair with rocky-kickstart.",
+        description: "Rocky Linux or AlmaLinux netboot installer, unattended; its kernel and initrd come from Bootler's image store (vars: boot_image = rocky-<release>-x86_64 with vmlinuz and initrd.img, installer_url = such a folder elsewhere, nameservers = from DHCP, kernel_args = none, release = 9, mirror = http://dl.rockylinux.org/pub/rocky or http://repo.almalinux.org/almalinux for Alma (http: iPXE builds without TLS fetch it too), console = \"console=ttyS0,115200n8 console=tty0\"); pair with rocky-kickstart.",
         body: include_str!("defaults/rocky-netboot.ipxe"),
     },
     Shipped {
@@ -60,13 +60,13 @@ pub const SHIPPED: &[Shipped] = &[
     Shipped {
         name: "clonezilla-save",
         kind: Kind::System,
-        description: "Saves the host's disk as a Clonezilla image, reports done and reboots (vars: repository and image are required, e.g. repository = nfs://10.0.0.5/srv/images; disk = sda, clonezilla_url = Bootler's /images/clonezilla).",
+        description: "Saves the host's disk as a Clonezilla image, reports done and reboots (vars: repository and image are required, e.g. repository = nfs://10.0.0.5/srv/images; disk = sda, boot_image = clonezilla, the image in Bootler's store with vmlinuz, initrd.img and filesystem.squashfs, or clonezilla_url = such a folder elsewhere).",
         body: include_str!("defaults/clonezilla-save.ipxe"),
     },
     Shipped {
         name: "clonezilla-restore",
         kind: Kind::System,
-        description: "Restores a Clonezilla image onto the host's disk, reports done and reboots (vars: repository and image are required, e.g. repository = nfs://10.0.0.5/srv/images; disk = sda, clonezilla_url = Bootler's /images/clonezilla).",
+        description: "Restores a Clonezilla image onto the host's disk, reports done and reboots (vars: repository and image are required, e.g. repository = nfs://10.0.0.5/srv/images; disk = sda, boot_image = clonezilla, the image in Bootler's store with vmlinuz, initrd.img and filesystem.squashfs, or clonezilla_url = such a folder elsewhere).",
         body: include_str!("defaults/clonezilla-restore.ipxe"),
     },
 ];
@@ -334,7 +334,34 @@ mod tests {
             render(template.name, template.body, ctx, Limits::default()).unwrap()
         };
         let netboot = render_with("debian-netboot", &ctx);
-        assert!(netboot.contains("set base https://ftp.pt.debian.org/debian/dists/trixie/main/installer-amd64/current/images/netboot/debian-installer/amd64\n"), "{netboot}");
+        // The installer from the image store, named after the release…
+        assert!(
+            netboot.contains("\nset base http://bootler.lab/images/debian-13-amd64\n"),
+            "{netboot}"
+        );
+        assert!(!netboot.contains("get_nameservers"), "{netboot}");
+        // …or another image, or from elsewhere; what an isolated lab needs
+        // goes on the kernel's command line.
+        let mut isolated = ctx.clone();
+        isolated.vars["boot_image"] = serde_json::json!("debian-13-amd64-custom");
+        isolated.vars["nameservers"] = serde_json::json!("10.0.0.53 10.0.0.54");
+        isolated.vars["kernel_args"] = serde_json::json!("netcfg/dhcp_timeout=60");
+        let custom = render_with("debian-netboot", &isolated);
+        assert!(
+            custom.contains("\nset base http://bootler.lab/images/debian-13-amd64-custom\n"),
+            "{custom}"
+        );
+        assert!(
+            custom.contains(
+                " netcfg/get_nameservers=\"10.0.0.53 10.0.0.54\" netcfg/dhcp_timeout=60 --- "
+            ),
+            "{custom}"
+        );
+        isolated.vars["installer_url"] = serde_json::json!(
+            "https://ftp.pt.debian.org/debian/dists/trixie/main/installer-amd64/current/images/netboot/debian-installer/amd64/"
+        );
+        let mirrored = render_with("debian-netboot", &isolated);
+        assert!(mirrored.contains("set base https://ftp.pt.debian.org/debian/dists/trixie/main/installer-amd64/current/images/netboot/debian-installer/amd64\n"), "{mirrored}");
         assert!(
             netboot.contains(" netcfg/choose_interface=auto "),
             "{netboot}"
@@ -363,6 +390,10 @@ mod tests {
         assert!(
             netboot
                 .contains("\nset repo https://repo.almalinux.org/almalinux/9.5/BaseOS/x86_64/os\n"),
+            "{netboot}"
+        );
+        assert!(
+            netboot.contains("\nset base http://bootler.lab/images/rocky-9.5-x86_64\n"),
             "{netboot}"
         );
         let kickstart = render_with("rocky-kickstart", &ctx);

@@ -224,7 +224,9 @@ both_engines! {
         assert_eq!(status, 200, "{body}");
         let (_, _, script) = plain(app, Method::GET, "/boot/52-54-00-bb-00-01").await;
         assert!(script.starts_with("#!ipxe\n"), "{script}");
-        assert!(script.contains("http://deb.debian.org/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64"), "{script}");
+        // The installer from Bootler's own image store; the packages from the mirror.
+        assert!(script.contains(&format!("\nset base {}/images/debian-12-amd64\n", app.url)), "{script}");
+        assert!(script.contains(" mirror/http/hostname=deb.debian.org "), "{script}");
         assert!(script.contains(&format!("url={}/boot/52-54-00-bb-00-01/unattended", app.url)), "{script}");
         assert!(script.contains("hostname=deb1"), "{script}");
         let (status, _, preseed) = plain(app, Method::GET, "/boot/52-54-00-bb-00-01/unattended").await;
