@@ -23,7 +23,7 @@ apt_run=(gcc libc6-dev pkg-config ca-certificates libvirt-dev)
 # test: the real peers the test suite starts on loopback.
 apt_test=(postgresql slapd ldap-utils openssl chromium fonts-liberation python3-aiosmtpd qemu-system-x86 ipxe-qemu openipmi ipmitool python3-minimal debconf
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-utils dnsmasq-base ipxe genisoimage
-  openvpn)
+  openvpn debian-installer-12-netboot-amd64)
 
 packages=("${apt_run[@]}")
 [ "$mode" = test ] && packages+=("${apt_test[@]}")

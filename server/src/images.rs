@@ -10,8 +10,8 @@ use std::io::SeekFrom;
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -83,6 +83,8 @@ fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 
 pub async fn serve(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    method: Method,
     Path((name, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -169,6 +171,25 @@ pub async fn serve(
     }
     set(header::CONTENT_TYPE, "application/octet-stream");
     set(header::CONTENT_LENGTH, &length.to_string());
+    if method == Method::GET {
+        // A step of the install of the node at this address, if one runs.
+        let what = if status == StatusCode::PARTIAL_CONTENT {
+            format!("bytes {start}-{} of ", start + length - 1)
+        } else {
+            String::new()
+        };
+        let detail = format!(
+            "served {what}/images/{name}/{file} ({:.1} MB)",
+            len as f64 / 1e6
+        );
+        if let Err(err) = state
+            .hosts
+            .image_served(peer.ip(), &detail, chrono::Utc::now())
+            .await
+        {
+            tracing::warn!(error = %err, "could not note an image download on a host's timeline");
+        }
+    }
     let stream = tokio_util::io::ReaderStream::with_capacity(handle.take(length), PIECE);
     (status, answer, Body::from_stream(stream)).into_response()
 }

@@ -581,6 +581,32 @@ impl Hosts {
         .map(|_| ())
     }
 
+    /// A file of the image store was served to `ip`: a step of the install
+    /// of the host that runs one from that address, if any (an image
+    /// request names no MAC; the node asked for its system script from the
+    /// same address moments before). Written behind the answer.
+    pub async fn image_served(
+        &self,
+        ip: IpAddr,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, HostsError> {
+        let ip = ip.to_string();
+        let host: Option<i64> = crate::with_pool!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM hosts WHERE last_ip = $1 AND state = 'installing' \
+                 ORDER BY state_changed_at DESC LIMIT 1",
+            )
+            .bind(&ip)
+            .fetch_optional(pool)
+            .await
+        })?;
+        if let Some(id) = host {
+            self.record(id, now, Some(&ip), "image", detail).await?;
+        }
+        Ok(host)
+    }
+
     /// `GET /boot/{mac}/unattended`: the installer's answer file, for a
     /// host whose install runs.
     pub async fn unattended(

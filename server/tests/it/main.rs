@@ -39,6 +39,7 @@ mod binary;
 mod boot;
 mod http;
 mod images;
+mod installer;
 mod ipmi;
 mod jobs;
 mod jobs_processes;

@@ -133,6 +133,17 @@ impl PxeNode {
 
     /// As [`PxeNode::boot`], returning the error instead of panicking.
     pub fn try_boot(mac: &str, http_port: u16) -> io::Result<PxeNode> {
+        Self::try_boot_with(mac, http_port, 256)
+    }
+
+    /// As [`PxeNode::boot`], with `memory_mb` of memory (an installer
+    /// needs about 1 GiB).
+    pub fn boot_with(mac: &str, http_port: u16, memory_mb: u32) -> PxeNode {
+        Self::try_boot_with(mac, http_port, memory_mb)
+            .unwrap_or_else(|e| panic!("cannot start the PXE node ({QEMU}): {e}"))
+    }
+
+    fn try_boot_with(mac: &str, http_port: u16, memory_mb: u32) -> io::Result<PxeNode> {
         let dir = tempfile::Builder::new().prefix("pxe-node-").tempdir()?;
         let script = dir.path().join("forward.py");
         fs::write(&script, FORWARDER_PY)?;
@@ -140,11 +151,15 @@ impl PxeNode {
         let log = File::create(&log_path)?;
 
         let mut cmd = Command::new(QEMU);
-        cmd.args(qemu_args(mac, &forwarder_cmd(&script, http_port)))
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        cmd.args(qemu_args(
+            mac,
+            &forwarder_cmd(&script, http_port),
+            memory_mb,
+        ))
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
         let started = Instant::now();
         let child = cmd.spawn()?;
         Ok(PxeNode {
@@ -268,7 +283,7 @@ pub fn shell_command(mac: &str, http_port: u16, dir: &Path) -> io::Result<String
         forwarder_cmd(&script, http_port),
         shell_quote(&dir.join(REQUESTS_LOG).display().to_string())
     );
-    let args: Vec<String> = qemu_args(mac, &forwarder)
+    let args: Vec<String> = qemu_args(mac, &forwarder, 256)
         .iter()
         .map(|arg| shell_quote(arg))
         .collect();
@@ -286,16 +301,17 @@ pub fn requests(dir: &Path) -> Vec<String> {
 }
 
 /// QEMU's arguments. A comma inside an option value is written `,,`.
-fn qemu_args(mac: &str, forwarder: &str) -> Vec<String> {
+fn qemu_args(mac: &str, forwarder: &str, memory_mb: u32) -> Vec<String> {
     let netdev = format!(
         "user,id=n0,restrict=on,guestfwd=tcp:{GUEST_SERVER_ADDR}:80-cmd:{},bootfile={BOOT_FILE_URL}",
         forwarder.replace(',', ",,")
     );
+    let memory = memory_mb.to_string();
     [
         "-accel",
         "tcg",
         "-m",
-        "256",
+        &memory,
         "-nographic",
         "-no-reboot",
         // Boot the NIC only; on failure/`exit` reboot at once, which
