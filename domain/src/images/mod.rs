@@ -101,10 +101,15 @@ impl ImageStore {
         &self.dir
     }
 
-    /// Creates the folder and removes what interrupted imports left.
+    /// Removes what interrupted imports left. The folder itself is made
+    /// by the first import (a server on PostgreSQL writes nothing under
+    /// its data folder until then).
     pub fn prepare(&self) -> Result<(), ImagesError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| io("cannot create", &self.dir, e))?;
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| io("cannot read", &self.dir, e))?;
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(io("cannot read", &self.dir, err)),
+        };
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(IMPORTING) {
                 let path = entry.path();
@@ -233,6 +238,7 @@ impl ImageStore {
                 from.display()
             )));
         }
+        std::fs::create_dir_all(&self.dir).map_err(|e| io("cannot create", &self.dir, e))?;
         self.prepare()?;
         let total: u64 = files.iter().map(|(_, size)| size).sum();
         let staging = Staging::new(&self.dir, name)?;

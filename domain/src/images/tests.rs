@@ -114,6 +114,13 @@ fn a_failed_import_leaves_no_image() {
         "no staging folder left"
     );
 
+    // Starting makes no folder (a server on PostgreSQL writes nothing
+    // under its data folder).
+    let unused = ImageStore::new(dir.path().join("unused"));
+    unused.prepare().unwrap();
+    assert!(unused.list().unwrap().is_empty());
+    assert!(!dir.path().join("unused").exists());
+
     // A staging folder from an import that died is removed at start.
     let stale = store.dir().join(".import-ghost-1-0");
     std::fs::create_dir_all(&stale).unwrap();
