@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::Db;
+use crate::db::{Db, Tx};
 
 /// Rows a batch commits at most.
 const BATCH: usize = 2000;
@@ -131,10 +131,16 @@ async fn commit(db: &Db, rows: &[Seen]) -> Result<(), sqlx::Error> {
         .into_iter()
         .map(|(host, (at, ip))| (host, at, ip))
         .collect();
-    let events: Vec<(usize, &Seen)> = rows
+    let events: Vec<Row<'_>> = rows
         .iter()
         .filter(|s| !s.kind.is_empty())
-        .enumerate()
+        .map(|seen| Row {
+            host: seen.host,
+            at: seen.at,
+            source_ip: seen.source_ip.as_deref(),
+            kind: &seen.kind,
+            detail: &seen.detail,
+        })
         .collect();
     // Bookkeeping: PostgreSQL need not flush it before it answers.
     let mut tx = db.begin_relaxed().await?;
@@ -153,25 +159,41 @@ async fn commit(db: &Db, rows: &[Seen]) -> Result<(), sqlx::Error> {
             query.build().execute(conn).await.map(|_| ())
         })?;
     }
-    for chunk in events.chunks(CHUNK) {
-        // In the order they happened (the timeline sorts by id); rows of
-        // hosts that no longer exist are left out.
-        crate::with_tx!(&mut tx, conn => {
+    insert_timeline(&mut tx, &events).await?;
+    tx.commit().await
+}
+
+/// One row of a host's timeline.
+pub(super) struct Row<'a> {
+    pub host: i64,
+    pub at: DateTime<Utc>,
+    pub source_ip: Option<&'a str>,
+    pub kind: &'a str,
+    pub detail: &'a str,
+}
+
+/// Inserts `rows` in `tx`, in their order (the timeline sorts by id),
+/// [`CHUNK`] per statement; rows of hosts that no longer exist are left out.
+pub(super) async fn insert_timeline(tx: &mut Tx, rows: &[Row<'_>]) -> Result<(), sqlx::Error> {
+    let numbered: Vec<(usize, &Row<'_>)> = rows.iter().enumerate().collect();
+    for chunk in numbered.chunks(CHUNK) {
+        crate::with_tx!(&mut *tx, conn => {
             let mut query = sqlx::QueryBuilder::new(
                 "INSERT INTO host_events (host_id, at, source_ip, kind, detail) \
                  SELECT v.column1, v.column2, v.column3, v.column4, v.column5 FROM (",
             );
-            query.push_values(chunk, |mut row, (n, seen)| {
-                row.push_bind(seen.host)
-                    .push_bind(seen.at)
-                    .push_bind(seen.source_ip.as_deref())
-                    .push_bind(seen.kind.as_ref())
-                    .push_bind(seen.detail.as_ref())
+            query.push_values(chunk, |mut values, (n, row)| {
+                values
+                    .push_bind(row.host)
+                    .push_bind(row.at)
+                    .push_bind(row.source_ip)
+                    .push_bind(row.kind)
+                    .push_bind(row.detail)
                     .push_bind(*n as i64);
             });
             query.push(") AS v JOIN hosts h ON h.id = v.column1 ORDER BY v.column6");
             query.build().execute(conn).await.map(|_| ())
         })?;
     }
-    tx.commit().await
+    Ok(())
 }

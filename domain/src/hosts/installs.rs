@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::bootlog::BootLog;
+use super::bootlog::{BootLog, Row, insert_timeline};
 use super::cache::BootCache;
 use crate::db::Db;
 use crate::jobs::Events;
@@ -28,7 +28,7 @@ use crate::jobs::Events;
 const BATCH: usize = 512;
 /// Installs that may wait for their batch.
 const QUEUE: usize = 8192;
-/// Rows per statement.
+/// Hosts per `UPDATE`.
 const CHUNK: usize = 256;
 
 /// One node to move to `installing`.
@@ -157,29 +157,18 @@ impl Writer {
             .iter()
             .map(|(id, name, _, _)| (*id, name.as_str()))
             .collect();
-        let timeline: Vec<(usize, &Install)> = first
+        let timeline: Vec<Row<'_>> = first
             .iter()
             .filter(|(_, install)| names.contains_key(&install.host))
-            .copied()
+            .map(|(_, install)| Row {
+                host: install.host,
+                at: install.at,
+                source_ip: Some(&install.source_ip),
+                kind: "install",
+                detail: &install.detail,
+            })
             .collect();
-        for chunk in timeline.chunks(CHUNK) {
-            crate::with_tx!(&mut tx, conn => {
-                let mut query = sqlx::QueryBuilder::new(
-                    "INSERT INTO host_events (host_id, at, source_ip, kind, detail) \
-                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5 FROM (",
-                );
-                query.push_values(chunk, |mut row, (n, install)| {
-                    row.push_bind(install.host)
-                        .push_bind(install.at)
-                        .push_bind(install.source_ip.as_str())
-                        .push_bind("install")
-                        .push_bind(install.detail.as_str())
-                        .push_bind(*n as i64);
-                });
-                query.push(") AS v ORDER BY v.column6");
-                query.build().execute(conn).await.map(|_| ())
-            })?;
-        }
+        insert_timeline(&mut tx, &timeline).await?;
         let by_host: std::collections::HashMap<i64, &Install> = first
             .iter()
             .map(|(_, install)| (install.host, *install))
