@@ -3,41 +3,15 @@
 //! profile a person downloads, and `bootler vpn-auth` decides each sign-in
 //! against the built-in directory (SQLite) and a real slapd (PostgreSQL).
 
-use std::io::Write;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::support::openvpn::{OpenVpn, Pki};
-use crate::support::process::{Process, add_admin, command, free_port};
+use crate::support::process::{Process, add_admin, add_user, command, free_port};
 use crate::support::slapd::{PEOPLE, SERVICE_DN, SERVICE_PASSWORD, Slapd};
 
 const PASSWORD: &str = "correct horse battery";
-
-/// `bootler user add <name>` (a plain user) with the password on stdin.
-fn add_user(dir: &Path, env: &[(&str, String)], name: &str) {
-    let mut child = command(dir, env)
-        .args(["user", "add", name, "--email", &format!("{name}@uminho.pt")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -124,7 +98,7 @@ async fn lab(extra: Vec<(&'static str, String)>) -> (Lab, OpenVpn) {
     let server = Process::serve(dir.path(), &env, &[]).await;
     add_admin(dir.path(), &env);
     for name in ["ana", "bea", "cai"] {
-        add_user(dir.path(), &env, name);
+        add_user(dir.path(), &env, name, false);
     }
     let out = command(dir.path(), &env)
         .args(["vpn", "server-config"])
@@ -343,7 +317,7 @@ async fn the_verifier_refuses_in_time_when_the_directory_is_down() {
         "{}",
         String::from_utf8_lossy(&migrate.stderr)
     );
-    add_user(dir.path(), &env, "ana");
+    add_user(dir.path(), &env, "ana", false);
     let credentials = dir.path().join("credentials");
     std::fs::write(&credentials, format!("ana\n{PASSWORD}\n")).unwrap();
     let verify = |env: &[(&str, String)]| {

@@ -141,16 +141,20 @@ impl Drop for Process {
 
 /// `bootler user add --admin boss` with the password on stdin.
 pub fn add_admin(dir: &Path, env: &[(&str, String)]) {
+    add_user(dir, env, "boss", true);
+}
+
+/// `bootler user add [--admin] <name> --email <name>@uminho.pt` with the
+/// password `correct horse battery` on stdin.
+pub fn add_user(dir: &Path, env: &[(&str, String)], name: &str, admin: bool) {
     use std::io::Write;
-    let mut child = command(dir, env)
-        .args([
-            "user",
-            "add",
-            "--admin",
-            "boss",
-            "--email",
-            "boss@uminho.pt",
-        ])
+    let mut cmd = command(dir, env);
+    cmd.args(["user", "add"]);
+    if admin {
+        cmd.arg("--admin");
+    }
+    let mut child = cmd
+        .args([name, "--email", &format!("{name}@uminho.pt")])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
