@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bootler_domain::vpn::Verdict;
+use bootler_domain::vpn::{Verdict, Vpn};
 use bootler_domain::{Config, Db};
 use chrono::Utc;
 
@@ -46,8 +46,13 @@ fn credentials(file: Option<&Path>) -> Result<(String, String), String> {
     }
 }
 
-async fn open(config: &Config) -> anyhow::Result<Db> {
-    Ok(Db::connect(&config.database_url(), 2).await?)
+/// The VPN service on a database connection of its own (no migrations:
+/// the server does those).
+async fn open(config: &Config) -> anyhow::Result<(Db, Vpn)> {
+    let db = Db::connect(&config.database_url(), 2).await?;
+    let accounts = services::accounts(config, &db)?;
+    let vpn = services::vpn(config, &db, &accounts);
+    Ok((db, vpn))
 }
 
 /// `auth-user-pass-verify`: exits 0 to accept, 1 to refuse.
@@ -58,9 +63,7 @@ pub async fn auth(config: &Config, file: Option<&Path>) -> anyhow::Result<()> {
         Err(reason) => (String::new(), Verdict::Refuse(reason)),
         Ok((username, password)) => {
             let check = async {
-                let db = open(config).await?;
-                let accounts = services::accounts(config, &db)?;
-                let vpn = services::vpn(config, &db, &accounts);
+                let (db, vpn) = open(config).await?;
                 let verdict = vpn
                     .verify(&username, &password, from.as_deref(), Utc::now())
                     .await;
@@ -120,9 +123,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<()> {
     };
     let virtual_address = var("ifconfig_pool_remote_ip");
     let recorded = tokio::time::timeout(Duration::from_secs(5), async {
-        let db = open(config).await?;
-        let accounts = services::accounts(config, &db)?;
-        let id = services::vpn(config, &db, &accounts)
+        let (db, vpn) = open(config).await?;
+        let id = vpn
             .connected(&username, &real, &virtual_address, Utc::now())
             .await?;
         db.close().await;
@@ -153,9 +155,8 @@ pub async fn disconnect(config: &Config) -> anyhow::Result<()> {
     let received = var("bytes_received").parse().unwrap_or(0);
     let sent = var("bytes_sent").parse().unwrap_or(0);
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        let db = open(config).await?;
-        let accounts = services::accounts(config, &db)?;
-        let ended = services::vpn(config, &db, &accounts)
+        let (db, vpn) = open(config).await?;
+        let ended = vpn
             .disconnected(&username, &virtual_address, received, sent, Utc::now())
             .await?;
         db.close().await;

@@ -112,19 +112,14 @@ pub async fn vpn_overview() -> Result<Option<VpnView>, ServerFnError> {
     let vpn = use_context::<Vpn>().ok_or_else(|| ServerFnError::new("VPN service missing"))?;
     let user = session.user;
     let config = vpn.config();
-    let access = match (user.vpn_enabled, config.access) {
-        (true, _) => "on",
-        (false, VpnAccess::Approval) => "awaiting approval",
-        (false, VpnAccess::On) => "off",
-    };
     let error = |e: bootler_domain::vpn::VpnError| ServerFnError::new(e.to_string());
     let mut view = VpnView {
         enabled: vpn.enabled(),
         username: user.username.clone(),
-        access: access.into(),
+        access: vpn.access_of(&user).into(),
         server: format!("{} {}/{}", vpn.server_address(), config.port, config.proto),
         networks: config.networks.clone(),
-        profile_name: format!("{}-{}.ovpn", vpn.server_address(), user.username),
+        profile_name: vpn.profile_file_name(&user),
         sessions: Vec::new(),
         admin: None,
         csrf: session.csrf_token,

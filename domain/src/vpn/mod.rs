@@ -174,6 +174,30 @@ impl Vpn {
         }
     }
 
+    /// `user`'s VPN access in words: `on`, `off` or `awaiting approval`.
+    pub fn access_of(&self, user: &User) -> &'static str {
+        match (user.vpn_enabled, self.config.access) {
+            (true, _) => "on",
+            (false, VpnAccess::Approval) => "awaiting approval",
+            (false, VpnAccess::On) => "off",
+        }
+    }
+
+    /// The file name of `user`'s profile: `<server>-<username>.ovpn`, with
+    /// anything a file name should not hold replaced.
+    pub fn profile_file_name(&self, user: &User) -> String {
+        format!("{}-{}.ovpn", self.server_address(), user.username)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    }
+
     /// Whether `username` may connect with `password` (from `address`),
     /// decided within `vpn.auth_timeout_seconds`.
     pub async fn verify(

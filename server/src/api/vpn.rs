@@ -52,15 +52,6 @@ fn enabled(state: &AppState) -> Result<(), ApiError> {
     }
 }
 
-/// What a person's VPN access is, in words.
-pub fn access_text(state: &AppState, user: &User) -> &'static str {
-    match (user.vpn_enabled, state.vpn.config().access) {
-        (true, _) => "on",
-        (false, VpnAccess::Approval) => "awaiting approval",
-        (false, VpnAccess::On) => "off",
-    }
-}
-
 /// `GET /api/v1/vpn` → the lab's VPN and one's own access and sessions.
 pub async fn overview(
     State(state): State<AppState>,
@@ -78,7 +69,7 @@ pub async fn overview(
         "me": {
             "username": user.username,
             "vpn_enabled": user.vpn_enabled,
-            "access": access_text(&state, &user),
+            "access": state.vpn.access_of(&user),
         },
         "profile_url": "/api/v1/vpn/profile",
         "sessions": sessions,
@@ -100,9 +91,8 @@ pub async fn profile(
             (
                 header::CONTENT_DISPOSITION,
                 format!(
-                    "attachment; filename=\"{}-{}.ovpn\"",
-                    lab_name(&state),
-                    user.username
+                    "attachment; filename=\"{}\"",
+                    state.vpn.profile_file_name(&user)
                 ),
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
@@ -110,22 +100,6 @@ pub async fn profile(
         text,
     )
         .into_response())
-}
-
-/// A file-name-safe name for the lab: the VPN server's address.
-fn lab_name(state: &AppState) -> String {
-    state
-        .vpn
-        .server_address()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
 }
 
 #[derive(Deserialize)]
